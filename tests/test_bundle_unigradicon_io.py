@@ -1,46 +1,48 @@
 """End-to-end runs of the unigradicon_io bundle on a synthetic LUMIR with a randomly initialised
 uniGradICON-architecture model (66^3 grid, 1-2 IO steps), as a user runs them."""
 
-import csv
+from __future__ import annotations
+
 import json
 
 import nibabel as nib
+import numpy as np
 import pytest
 import torch
 
-from data_prep import make_synthetic_lumir, prepare_lumir
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
+
 from monai_ext.networks import unigradicon_network
 
-from bundle_cli import REPO, bundle_log
+pytestmark = pytest.mark.slow
 
-BUNDLE = REPO / "bundles" / "unigradicon_io"
+BUNDLE = BUNDLES / "unigradicon_io"
 CONFIGS = BUNDLE / "configs"
 SIZE = "[66,66,66]"
-
-
+TABLE1 = ["Direct Inference", "IO (n=1)", "IO-GP (n=1)", "IO (n=2)", "IO-GP (n=2)"]
 
 
 @pytest.fixture(scope="module")
-def lumir(tmp_path_factory):
-    """Synthetic LUMIR, and 'official' weights: a random uniGradICON state dict saved as Step_2_final.trch is."""
+def weights(tmp_path_factory):
+    """'Official' weights: a random uniGradICON state dict saved as Step_2_final.trch is, and one with
+    every weight zero (its field is exactly the identity)."""
     root = tmp_path_factory.mktemp("unigradicon")
-    make_synthetic_lumir(root / "raw", num_train=4, num_val=4, size=(40, 44, 40), seed=1)
-    prepare_lumir(root / "raw", root / "data", seed=0)
     torch.manual_seed(0)
     net = unigradicon_network(input_shape=None)
     for p in net.parameters():  # non-zero last layers, so the field is not the identity
         p.data.add_(1e-3 * torch.randn_like(p))
     torch.save(net.state_dict(), root / "Step_2_final.trch")
+    torch.save({k: torch.zeros_like(v) for k, v in net.state_dict().items()}, root / "zero.trch")
     return root
 
 
-def test_fine_tuning_from_official_weights(lumir):
-    root = lumir
+def test_fine_tuning_from_official_weights(lumir_dataset, weights):
+    root = weights
     bundle_log("run", "--config_file", str(CONFIGS / "train.json"), "--bundle_root", str(BUNDLE),
-           "--dataset_dir", str(root / "data"), "--ckpt_dir", str(root / "models"), "--output_dir", str(root / "train"),
-           "--pretrained_weights", str(root / "Step_2_final.trch"), "--image_size", SIZE, "--num_workers", "0",
-           "--batch_size", "1", "--pairs_per_epoch", "1", "--num_epochs", "1", "--val_interval", "5",
-           "--augmentation_start_epoch", "0")
+               "--dataset_dir", str(lumir_dataset / "data"), "--ckpt_dir", str(root / "models"),
+               "--output_dir", str(root / "train"), "--pretrained_weights", str(root / "Step_2_final.trch"),
+               "--image_size", SIZE, "--num_workers", "0", "--batch_size", "1", "--pairs_per_epoch", "1",
+               "--num_epochs", "1", "--val_interval", "5", "--augmentation_start_epoch", "0")
     official = torch.load(root / "Step_2_final.trch", weights_only=True)
     tuned = torch.load(root / "models" / "model.pt", weights_only=True)
     assert set(tuned) == set(official)
@@ -49,35 +51,55 @@ def test_fine_tuning_from_official_weights(lumir):
     assert not torch.equal(tuned[key], official[key]) and torch.allclose(tuned[key], official[key], atol=1e-3)
 
 
-def test_table1_evaluation(lumir):
-    root = lumir
-    out = root / "eval"
-    log = bundle_log("run", "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
-                 "--bundle_root", str(BUNDLE), "--dataset_dir", str(root / "data"),
-                 "--ckpt_path", str(root / "Step_2_final.trch"), "--output_dir", str(out), "--image_size", SIZE,
-                 "--num_workers", "0", "--io_steps_short", "1", "--io_steps_long", "2")
-    for name in ("Direct Inference", "IO (n=1)", "IO-GP (n=1)", "IO (n=2)", "IO-GP (n=2)"):
+def test_table1_evaluation(lumir_dataset, weights):
+    out = weights / "eval"
+    data = lumir_dataset / "data"
+    log = bundle_log("run", "--config_file", config_list("unigradicon_io", "train.json", "evaluate.json"),
+                     "--bundle_root", str(BUNDLE), "--dataset_dir", str(data),
+                     "--ckpt_path", str(weights / "Step_2_final.trch"), "--output_dir", str(out), "--image_size", SIZE,
+                     "--num_workers", "0", "--io_steps_short", "1", "--io_steps_long", "2")
+    for name in TABLE1:
         assert name in log
-    rows = list(csv.DictReader(open(out / "comparison.csv")))
-    assert len(rows) == 5
-    n_pairs = len(json.load(open(root / "data" / "datalist.json"))["validation_labelled"])
-    per_case = list(csv.DictReader(open(out / "direct" / "metrics_per_case.csv")))
-    assert len(per_case) == 2 * n_pairs
+    assert [r["method"] for r in read_rows(out / "comparison.csv")] == TABLE1
+    datalist = json.loads((data / "datalist.json").read_text())
+    pairs = {f"{e['fixed_subject']}__{e['moving_subject']}": e for e in datalist["validation_labelled"]}
+    label_names = {value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]}
+    smoothness = {}
+    for folder, method in zip(("direct", "io_short", "io_gp_short", "io_long", "io_gp_long"), TABLE1):
+        rows = read_rows(out / folder / "metrics_per_case.csv")
+        assert sorted(r["method"] for r in rows) == sorted([method, "Initial"] * len(pairs))
+        for row in rows:
+            if row["method"] == "Initial":  # the unregistered pair, scored from the label files (label 0 counted)
+                entry = pairs[row["case"]]
+                assert_dice_row_matches_labels(row, data / entry["fixed_label"], data / entry["moving_label"], label_names)
+            else:
+                smoothness[method] = float(row["std_log_jac"])
+    # each setting registered the pair with its own field: IO steps and the projection change it
+    assert len(set(smoothness.values())) == len(TABLE1), smoothness
 
 
-@pytest.mark.parametrize("io_mode", ["none", "projected"])
-def test_inference_one_pair_with_official_weights(lumir, tmp_path, io_mode):
-    root = lumir
-    datalist = json.load(open(root / "data" / "datalist.json"))
-    pair = datalist["validation"][0]
-    fixed, moving = (root / "data" / pair[k] for k in ("fixed_image", "moving_image"))
-    out, submission = tmp_path / "out", tmp_path / "submission"
+def _infer(lumir_dataset, weights, tmp_path, checkpoint, io_mode):
+    data = lumir_dataset / "data"
+    pair = json.loads((data / "datalist.json").read_text())["validation"][0]
+    fixed, moving = (data / pair[k] for k in ("fixed_image", "moving_image"))
+    out, submission = tmp_path / io_mode / checkpoint / "out", tmp_path / io_mode / checkpoint / "submission"
     bundle_log("run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-           "--ckpt_path", str(root / "Step_2_final.trch"), "--output_dir", str(out), "--num_workers", "0",
-           "--image_size", SIZE, "--fixed", str(fixed), "--moving", str(moving), "--io_mode", io_mode, "--io_steps", "1",
-           "--submission_dir", str(submission))
+               "--ckpt_path", str(weights / checkpoint), "--output_dir", str(out), "--num_workers", "0",
+               "--image_size", SIZE, "--fixed", str(fixed), "--moving", str(moving), "--io_mode", io_mode,
+               "--io_steps", "1", "--submission_dir", str(submission))
     files = list(submission.glob("disp_*_*.nii.gz"))
     assert len(files) == 1 and nib.load(files[0]).shape == (*nib.load(fixed).shape, 3)
-    rows = list(csv.DictReader(open(out / "metrics_per_case.csv")))
-    expected = {"none": "uniGradICON", "projected": "uniGradICON + IO-GP"}[io_mode]
-    assert expected in {r["method"] for r in rows}
+    methods = {r["method"] for r in read_rows(out / "metrics_per_case.csv")}
+    return np.asarray(nib.load(files[0]).dataobj), methods
+
+
+def test_inference_one_pair_with_official_weights(lumir_dataset, weights, tmp_path):
+    direct, methods = _infer(lumir_dataset, weights, tmp_path, "Step_2_final.trch", "none")
+    assert methods == {"uniGradICON", "Initial"}
+    # the weights in the file are the ones that predict: all-zero weights give exactly the identity
+    zero, _ = _infer(lumir_dataset, weights, tmp_path, "zero.trch", "none")
+    assert np.abs(zero).max() == 0.0 and np.abs(direct).max() > 1e-3
+    # one projected IO step (AMSGrad, lr 2e-5) moves the field a little away from the direct one
+    projected, methods = _infer(lumir_dataset, weights, tmp_path, "Step_2_final.trch", "projected")
+    assert methods == {"uniGradICON + IO-GP", "Initial"}
+    assert 0.0 < np.abs(projected - direct).max() < 0.5 * np.abs(direct).max()

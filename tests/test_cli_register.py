@@ -94,6 +94,7 @@ def io_run(data):
     return {"ddf": ddf, "net": net, "before": before}
 
 
+@pytest.mark.slow  # instance optimisation of uniGradICON at 66^3
 def test_io_works_on_a_copy_of_the_network(io_run):
     net, before = io_run["net"], io_run["before"]
     for name, value in net.state_dict().items():  # weights and BatchNorm statistics
@@ -101,6 +102,7 @@ def test_io_works_on_a_copy_of_the_network(io_run):
     assert net.training  # a freshly built module is in training mode; register restores the mode it found
 
 
+@pytest.mark.slow  # instance optimisation of uniGradICON at 66^3
 def test_outputs_have_the_fixed_geometry(io_run, data):
     ddf, out = io_run["ddf"], data["out"]
     assert ddf.shape == (1, 3, *FIXED_SHAPE) and ddf.dtype == torch.float32 and bool(torch.isfinite(ddf).all())
@@ -114,6 +116,7 @@ def test_outputs_have_the_fixed_geometry(io_run, data):
     np.testing.assert_allclose(field, ddf[0].numpy(), atol=1e-4)
 
 
+@pytest.mark.slow  # instance optimisation of uniGradICON at 66^3
 def test_warped_image_is_what_itk_makes_of_the_transform(io_run, data):
     """ITK's resampler, given the written transform, the original moving image and the fixed image as
     reference, reproduces the warped image: the field, its world convention and the geometry agree."""
@@ -137,12 +140,14 @@ def test_warped_image_is_what_itk_makes_of_the_transform(io_run, data):
     assert np.abs(identity - expected).max() > 5.0
 
 
+@pytest.mark.slow  # instance optimisation of uniGradICON at 66^3
 def test_label_is_warped_with_nearest_neighbour(io_run, data):
     warped = np.asarray(nib.load(data["out"] / "warped_label.nii.gz").dataobj)
     assert np.issubdtype(warped.dtype, np.integer)
     assert set(np.unique(warped)) == {0, 1, 2}  # only values of the moving label, no blends
 
 
+@pytest.mark.slow  # the monai-register command in a subprocess
 def test_command_line_direct_inference_from_the_weight_file(io_run, data, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     transform = tmp_path / "transform.nii.gz"

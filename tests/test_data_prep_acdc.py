@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers import rewrite_nifti
+
 from data_prep.acdc import prepare_acdc
 from data_prep.synthetic import make_synthetic_acdc
 
@@ -182,9 +184,6 @@ def _frame_path(folder, which, gt=False):
     return folder / f"{folder.name}_frame{number:02d}{'_gt' if gt else ''}.nii.gz"
 
 
-def _rewrite(path, change):
-    img = nib.load(path)
-    nib.save(nib.Nifti1Image(change(np.asanyarray(img.dataobj)), img.affine), path)
 
 
 def _drop_ed_line(folder):
@@ -195,19 +194,19 @@ def _drop_ed_line(folder):
 
 def _nan(folder):
     path = _frame_path(folder, "ED")
-    _rewrite(path, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.nan, a.astype(np.float32)))
+    rewrite_nifti(path, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.nan, a.astype(np.float32)))
     return path
 
 
 def _bad_label(folder):
     path = _frame_path(folder, "ES", gt=True)
-    _rewrite(path, lambda a: np.where(a == 2, 5, a).astype(np.uint8))
+    rewrite_nifti(path, lambda a: np.where(a == 2, 5, a).astype(np.uint8))
     return path
 
 
 def _size_mismatch(folder):
     for gt in (False, True):
-        _rewrite(_frame_path(folder, "ES", gt), lambda a: a[:-4])
+        rewrite_nifti(_frame_path(folder, "ES", gt), lambda a: a[:-4])
     return _frame_path(folder, "ES")
 
 
@@ -220,13 +219,13 @@ BAD_INPUTS = {
     "missing Info.cfg": (FileNotFoundError, lambda f: _unlink(f / "Info.cfg"), r"Info.cfg not found"),
     "Info.cfg without ED": (ValueError, _drop_ed_line, r"no 'ED:' line"),
     "missing frame file": (FileNotFoundError, lambda f: _unlink(_frame_path(f, "ES")), r"file not found"),
-    "frame without labels": (ValueError, lambda f: (_rewrite(_frame_path(f, "ED", True), np.zeros_like),
+    "frame without labels": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED", True), np.zeros_like),
                                                      _frame_path(f, "ED", True))[1], r"no labelled voxels"),
-    "4-D frame": (ValueError, lambda f: (_rewrite(_frame_path(f, "ED"), lambda a: np.stack([a, a], -1)),
+    "4-D frame": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED"), lambda a: np.stack([a, a], -1)),
                                          _frame_path(f, "ED"))[1], r"expected a 3-D \(X, Y, Z\) volume"),
     "NaN image": (ValueError, _nan, r"image contains NaN"),
     "label outside set": (ValueError, _bad_label, r"label values \[5\] outside the expected set"),
-    "image/label shape": (ValueError, lambda f: (_rewrite(_frame_path(f, "ED", True), lambda a: a[:, :-2]),
+    "image/label shape": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED", True), lambda a: a[:, :-2]),
                                                  _frame_path(f, "ED", True))[1], r"image/label shape mismatch"),
     "ED/ES sizes": (ValueError, _size_mismatch, r"ED/ES size mismatch"),
     "unreadable file": (ValueError, lambda f: (_frame_path(f, "ES", True).write_bytes(b"garbage"),
@@ -253,7 +252,7 @@ def test_failed_rerun_keeps_earlier_outputs(raw, tmp_path):
     prepare_acdc(root, out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     _frame_path(root / "training" / "patient004", "ED").unlink()
-    _rewrite(_frame_path(root / "training" / "patient001", "ED"), lambda a: a // 2)  # processed before the error
+    rewrite_nifti(_frame_path(root / "training" / "patient001", "ED"), lambda a: a // 2)  # processed before the error
     with pytest.raises(FileNotFoundError):
         prepare_acdc(root, out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -269,13 +268,14 @@ def test_constant_slice_is_skipped(raw, tmp_path, caplog):
         a[..., 1] = 17
         return a
 
-    _rewrite(path, flatten)
+    rewrite_nifti(path, flatten)
     with caplog.at_level(logging.WARNING):
         datalist, entries = _entries(prepare_acdc(root, tmp_path / "out").parent)
     assert f"{path}: slice 1 is constant" in caplog.text
     assert [e["slice"] for e in entries if e["subject"] == "patient002"] == [0, 2]
 
 
+@pytest.mark.slow  # two `python -m data_prep` subprocesses
 def test_command_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     raw, out = tmp_path / "raw", tmp_path / "out"

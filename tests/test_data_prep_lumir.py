@@ -14,6 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from helpers import edit_json, rewrite_nifti
+
 from data_prep.__main__ import synthetic as synthetic_command
 from data_prep.brain_datalist import random_pairs, subject_number
 from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, prepare_lumir
@@ -149,19 +151,8 @@ def test_monai_loads_the_datalist(datalist):
 # ------------------------------------------------------------------------------------------
 
 
-def _rewrite(path, change, dtype=None):
-    img = nib.load(path)
-    data = change(np.asanyarray(img.dataobj))
-    nib.save(nib.Nifti1Image(data.astype(dtype or data.dtype), img.affine), path)
-    return path
 
 
-def _edit_json(root, change):
-    path = root / LUMIR_JSON
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
-    return path
 
 
 def _unlink(path):
@@ -178,25 +169,25 @@ def _nan(a):
 BAD_INPUTS = {
     "missing JSON": (FileNotFoundError, lambda r: _unlink(r / LUMIR_JSON), "dataset JSON not found"),
     "not JSON": (ValueError, lambda r: ((r / LUMIR_JSON).write_text("{oops"), r / LUMIR_JSON)[1], "not a valid JSON"),
-    "JSON without validation": (ValueError, lambda r: _edit_json(r, lambda d: d.pop("validation")),
+    "JSON without validation": (ValueError, lambda r: edit_json(r / LUMIR_JSON, lambda d: d.pop("validation")),
                                 r"missing key\(s\) \['validation'\]"),
-    "training entry without image": (ValueError, lambda r: _edit_json(r, lambda d: d["training"][2].pop("image")),
+    "training entry without image": (ValueError, lambda r: edit_json(r / LUMIR_JSON, lambda d: d["training"][2].pop("image")),
                                      r"'training'\[2\] has no 'image' path"),
     "missing image file": (FileNotFoundError, lambda r: _unlink(r / "imagesTr" / "LUMIRMRI_0003_0000.nii.gz"),
                            r"file not found \(listed in .* as 'training'\[3\].image\)"),
     "missing validation image": (FileNotFoundError, lambda r: _unlink(r / "imagesVal" / "LUMIRMRI_0009_0000.nii.gz"),
                                  r"'validation'\[2\].moving"),
-    "4-D image": (ValueError, lambda r: _rewrite(r / "imagesTr" / "LUMIRMRI_0002_0000.nii.gz",
+    "4-D image": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0002_0000.nii.gz",
                                                   lambda a: np.stack([a, a], -1)),
                   r"expected a 3-D \(X, Y, Z\) volume"),
-    "NaN image": (ValueError, lambda r: _rewrite(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", _nan),
+    "NaN image": (ValueError, lambda r: rewrite_nifti(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", _nan),
                   "image contains NaN"),
-    "intensity beyond 255": (ValueError, lambda r: _rewrite(r / "imagesTr" / "LUMIRMRI_0001_0000.nii.gz",
+    "intensity beyond 255": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0001_0000.nii.gz",
                                                              lambda a: a.astype(np.float32) * 2.0),
                              r"outside LUMIR's \[0, 255\]"),
-    "image of another size": (ValueError, lambda r: _rewrite(r / "imagesTr" / "LUMIRMRI_0004_0000.nii.gz",
+    "image of another size": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0004_0000.nii.gz",
                                                               lambda a: a[:-2]), "differs from the other LUMIR images"),
-    "image/label shape": (ValueError, lambda r: _rewrite(r / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz",
+    "image/label shape": (ValueError, lambda r: rewrite_nifti(r / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz",
                                                           lambda a: a[:, :-1]), "image/label shape mismatch"),
 }
 

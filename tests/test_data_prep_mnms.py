@@ -12,6 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from helpers import rewrite_nifti
+
 from data_prep.mnms import MNMS_CSV_NAMES, prepare_mnms, read_mnms_csv, resolve_ed_es
 from data_prep.synthetic import make_synthetic_mnms
 
@@ -146,9 +148,6 @@ def test_resolve_ed_es():
         resolve_ed_es(np.zeros_like(gt), 0, 4, "gt.nii.gz", "X")
 
 
-def _rewrite(path, change):
-    img = nib.load(path)
-    nib.save(nib.Nifti1Image(change(np.asanyarray(img.dataobj)), img.affine), path)
 
 
 def _third_labelled_frame(root, code, rows):
@@ -165,7 +164,7 @@ def _third_labelled_frame(root, code, rows):
         a[..., extra] = a[..., es]
         return a
 
-    _rewrite(path, add)
+    rewrite_nifti(path, add)
     return path
 
 
@@ -176,25 +175,25 @@ def _missing_row(root, code, rows):
 
 def _three_d(root, code, rows):
     path = _subject_dirs(root)[code] / f"{code}_sa.nii.gz"
-    _rewrite(path, lambda a: a[..., 0])
+    rewrite_nifti(path, lambda a: a[..., 0])
     return path
 
 
 def _nan(root, code, rows):
     path = _subject_dirs(root)[code] / f"{code}_sa.nii.gz"
-    _rewrite(path, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 11, np.nan, a.astype(np.float32)))
+    rewrite_nifti(path, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 11, np.nan, a.astype(np.float32)))
     return path
 
 
 def _bad_label(root, code, rows):
     path = _subject_dirs(root)[code] / f"{code}_sa_gt.nii.gz"
-    _rewrite(path, lambda a: np.where(a == 3, 9, a).astype(np.uint8))
+    rewrite_nifti(path, lambda a: np.where(a == 3, 9, a).astype(np.uint8))
     return path
 
 
 def _shape(root, code, rows):
     path = _subject_dirs(root)[code] / f"{code}_sa_gt.nii.gz"
-    _rewrite(path, lambda a: a[:-1])
+    rewrite_nifti(path, lambda a: a[:-1])
     return path
 
 

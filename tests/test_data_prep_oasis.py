@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import edit_json, rewrite_nifti
+
 from data_prep.__main__ import synthetic as synthetic_command
 from data_prep.brain_datalist import subject_number
 from data_prep.oasis import (
@@ -258,19 +260,8 @@ def test_neurite_variants_and_splits(neurite, tmp_path, variant, names, ndim):
 # ------------------------------------------------------------------------------------------
 
 
-def _rewrite(path, change, dtype=None):
-    img = nib.load(path)
-    data = change(np.asanyarray(img.dataobj))
-    nib.save(nib.Nifti1Image(data.astype(dtype or data.dtype), img.affine), path)
-    return path
 
 
-def _edit_json(root, change):
-    path = root / OASIS_JSON
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
-    return path
 
 
 def _unlink(path):
@@ -287,23 +278,23 @@ def _nan(a):
 IMG, LAB, MSK = "imagesTr/OASIS_0003_0000.nii.gz", "labelsTr/OASIS_0003_0000.nii.gz", "masksTr/OASIS_0003_0000.nii.gz"
 BAD_INPUTS = {
     "missing JSON": (FileNotFoundError, lambda r: _unlink(r / OASIS_JSON), "dataset JSON not found"),
-    "JSON without registration_val": (ValueError, lambda r: _edit_json(r, lambda d: d.pop("registration_val")),
+    "JSON without registration_val": (ValueError, lambda r: edit_json(r / OASIS_JSON, lambda d: d.pop("registration_val")),
                                       r"missing key\(s\) \['registration_val'\]"),
-    "pair without moving": (ValueError, lambda r: _edit_json(r, lambda d: d["registration_val"][1].pop("moving")),
+    "pair without moving": (ValueError, lambda r: edit_json(r / OASIS_JSON, lambda d: d["registration_val"][1].pop("moving")),
                             r"'registration_val'\[1\] has no 'moving' path"),
     "missing label file": (FileNotFoundError, lambda r: _unlink(r / LAB), r"'training'\[2\].label"),
     "missing image file": (FileNotFoundError, lambda r: _unlink(r / IMG), r"'training'\[2\].image"),
-    "2-D image": (ValueError, lambda r: _rewrite(r / IMG, lambda a: a[:, :, 5]), r"expected a 3-D \(X, Y, Z\) volume"),
-    "NaN image": (ValueError, lambda r: _rewrite(r / IMG, _nan), "image contains NaN"),
-    "label outside 0..35": (ValueError, lambda r: _rewrite(r / LAB, lambda a: np.where(a == 13, 40, a)),
+    "2-D image": (ValueError, lambda r: rewrite_nifti(r / IMG, lambda a: a[:, :, 5]), r"expected a 3-D \(X, Y, Z\) volume"),
+    "NaN image": (ValueError, lambda r: rewrite_nifti(r / IMG, _nan), "image contains NaN"),
+    "label outside 0..35": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: np.where(a == 13, 40, a)),
                             r"label values \[40\] outside the expected set \{0, \.\.\., 35\}"),
-    "non-integer label": (ValueError, lambda r: _rewrite(r / LAB, lambda a: a.astype(np.float32) * 0.5),
+    "non-integer label": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: a.astype(np.float32) * 0.5),
                           "non-integer values"),
-    "empty label": (ValueError, lambda r: _rewrite(r / LAB, np.zeros_like), "no structure"),
-    "image/label shape": (ValueError, lambda r: _rewrite(r / LAB, lambda a: a[:, :-1]), "image/label shape mismatch"),
-    "mask not binary": (ValueError, lambda r: _rewrite(r / MSK, lambda a: a * 2), r"mask values \[2\]"),
-    "image of another size": (ValueError, lambda r: (_rewrite(r / LAB, lambda a: a[:-2]), _rewrite(r / MSK,
-                              lambda a: a[:-2]), _rewrite(r / IMG, lambda a: a[:-2]))[2],
+    "empty label": (ValueError, lambda r: rewrite_nifti(r / LAB, np.zeros_like), "no structure"),
+    "image/label shape": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: a[:, :-1]), "image/label shape mismatch"),
+    "mask not binary": (ValueError, lambda r: rewrite_nifti(r / MSK, lambda a: a * 2), r"mask values \[2\]"),
+    "image of another size": (ValueError, lambda r: (rewrite_nifti(r / LAB, lambda a: a[:-2]), rewrite_nifti(r / MSK,
+                              lambda a: a[:-2]), rewrite_nifti(r / IMG, lambda a: a[:-2]))[2],
                               "differs from the other OASIS images"),
 }
 

@@ -162,6 +162,14 @@ def test_evaluator_runs_dio_pairs_on_their_own_grids():
     assert output["pred"].shape == (1, 2, 24, 28)
     assert output["warped_label"].shape == (1, 1, 24, 28)
     assert set(np.unique(output["warped_label"].numpy())) <= {0, 1, 2}
+    # the evaluator registers through the two images' world geometry, as the inferer does alone ...
+    torch.testing.assert_close(output["pred"], DIOInferer().register_pair(pair, net)["pred"])
+    plain = DIOInferer(world_geometry=False).register_pair(pair, net)
+    assert not torch.allclose(plain["pred"], output["pred"], atol=0.5)
+    # ... so the moving disc, 2 mm voxels along axis 0, lands on the fixed one
+    warped, target = output["warped_label"] > 0, fixed_label > 0
+    dice = float(2 * (warped & target).sum() / (warped.sum() + target.sum()))
+    assert dice > 0.85, dice
 
 
 def test_batched_feature_extraction_equals_one_image_at_a_time():

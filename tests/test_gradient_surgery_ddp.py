@@ -11,6 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
+import helpers
+from helpers import mse, smoothness
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_ext.engines import GradientSurgeryTrainer, all_reduce_gradients
@@ -21,20 +23,11 @@ STEPS = 2
 PER_RANK = 2
 MODES = ("weighted_sum", "gsmorph")
 
-
-class TinyNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 2, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.leaky_relu(self.conv1(x), 0.2)) * 2.0
+pytestmark = pytest.mark.slow  # two processes
 
 
-def make_net() -> TinyNet:
-    torch.manual_seed(1)
-    return TinyNet()
+def make_net() -> nn.Module:
+    return helpers.make_net(1)
 
 
 def global_batches() -> list[dict]:
@@ -53,14 +46,6 @@ def global_batches() -> list[dict]:
 def rank_batches(rank: int) -> list[dict]:
     sl = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
     return [{k: v[sl] for k, v in batch.items()} for batch in global_batches()]
-
-
-def mse(warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-    return ((warped - fixed) ** 2).mean()
-
-
-def smoothness(ddf: torch.Tensor) -> torch.Tensor:
-    return ((ddf[:, :, 1:] - ddf[:, :, :-1]) ** 2).mean() + ((ddf[..., 1:] - ddf[..., :-1]) ** 2).mean()
 
 
 def train(network: nn.Module, params_of: nn.Module, batches: list[dict], mode: str) -> None:

@@ -7,77 +7,17 @@ import logging
 
 import pytest
 import torch
-import torch.nn.functional as F
 from ignite.handlers import ProgressBar
 from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointSaver, LrScheduleHandler, StatsHandler, from_engine
 from torch import nn
 
+from helpers import SIZE, make_batches, make_net, make_trainer, mse, smoothness, smooth_images
+
 from monai_ext.engines import GradientSurgeryTrainer
 from monai_ext.spatial import warp_image
 from monai_ext.surgery import GradientSurgery
-
-SIZE = 16
-
-
-class TinyNet(nn.Module):
-    """Two convolutions from the 2-channel [moving, fixed] input to a 2-channel DDF."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
-        self.conv2 = nn.Conv2d(4, 2, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.leaky_relu(self.conv1(x), 0.2)) * 2.0
-
-
-def smooth_images(n: int, generator: torch.Generator) -> torch.Tensor:
-    x = torch.rand(n, 1, SIZE, SIZE, generator=generator)
-    for _ in range(2):
-        x = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
-    x = x - x.amin(dim=(2, 3), keepdim=True)
-    return x / x.amax(dim=(2, 3), keepdim=True)
-
-
-def make_batches(n_batches: int = 2, batch_size: int = 2, seed: int = 0) -> list[dict]:
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        {"fixed_image": smooth_images(batch_size, gen), "moving_image": smooth_images(batch_size, gen)}
-        for _ in range(n_batches)
-    ]
-
-
-def make_net(seed: int = 0) -> TinyNet:
-    torch.manual_seed(seed)
-    return TinyNet()
-
-
-def mse(warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-    return ((warped - fixed) ** 2).mean()
-
-
-def smoothness(ddf: torch.Tensor) -> torch.Tensor:
-    """Mean squared forward difference of the DDF (VoxelMorph's diffusion regulariser)."""
-    dy = ddf[:, :, 1:, :] - ddf[:, :, :-1, :]
-    dx = ddf[:, :, :, 1:] - ddf[:, :, :, :-1]
-    return (dy**2).mean() + (dx**2).mean()
-
-
-def make_trainer(net, batches, surgery="gsmorph", lr=1.0, **kwargs) -> GradientSurgeryTrainer:
-    return GradientSurgeryTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=batches,
-        network=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=lr),
-        similarity_loss=mse,
-        regularization_loss=smoothness,
-        surgery=surgery,
-        **kwargs,
-    )
-
 
 def reference_gradients(net: nn.Module, batch: dict):
     """Both objectives' gradients for one batch, computed directly with torch.autograd."""

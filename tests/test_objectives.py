@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from test_gradient_surgery_trainer import TinyNet, make_batches, make_net, make_trainer, mse, smoothness
+from helpers import TinyNet, make_batches, make_net, make_trainer, mse, smoothness
 
 from monai_ext.objectives import InverseConsistentObjective, PairwiseObjective
 from monai_ext.spatial import warp_image

@@ -14,9 +14,22 @@ def _pair(fixed, moving, **labels):
 
 
 def test_valid_pair_passes_unchanged():
-    pair = _pair(torch.rand(1, 8, 8), torch.rand(1, 10, 12))
-    out = CheckPaird(spatial_dims=2)(pair)
-    assert out["moving_image"].shape == (1, 10, 12)
+    labels = {
+        "fixed_label": MetaTensor(torch.tensor([[[0, 1], [2, 3]]]), meta={"filename_or_obj": "/data/ED_gt.nii.gz"}),
+        "moving_label": MetaTensor(torch.tensor([[[3, 2], [1, 0]]]), meta={"filename_or_obj": "/data/ES_gt.nii.gz"}),
+    }
+    pair = {**_pair(torch.rand(1, 2, 2), torch.rand(1, 2, 2), **labels), "subject": "patient001"}
+    before = {k: v.clone() for k, v in pair.items() if isinstance(v, torch.Tensor)}
+    out = CheckPaird(spatial_dims=2, label_values=(0, 1, 2, 3))(pair)
+    assert out.keys() == pair.keys()
+    assert out["subject"] == "patient001"
+    for key, value in before.items():  # values, dtype and metadata untouched, in the output and the input
+        for tensor in (out[key], pair[key]):
+            assert tensor.dtype == value.dtype and torch.equal(tensor, value)
+            assert tensor.meta["filename_or_obj"] == value.meta["filename_or_obj"]
+    # fixed and moving may differ in size (resolved later in world space)
+    other = CheckPaird(spatial_dims=2)(_pair(torch.rand(1, 8, 8), torch.rand(1, 10, 12)))
+    assert other["fixed_image"].shape == (1, 8, 8) and other["moving_image"].shape == (1, 10, 12)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,181 @@
+"""What several test modules share: the ``monai.bundle`` runner, bundle config readers, a tiny 2-D
+registration problem (network, images, losses) and editors of generated files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+
+# ------------------------------------------------------------------------------------------------
+# bundles
+# ------------------------------------------------------------------------------------------------
+
+
+def run_bundle(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m monai.bundle *args`` from the repository root, as a user does; with ``check``
+    fail with its output if it fails."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, f"monai.bundle {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def bundle_log(*args: str) -> str:
+    """``run_bundle`` and return what it printed (stdout and stderr)."""
+    result = run_bundle(*args)
+    return result.stdout + result.stderr
+
+
+def config_list(bundle: str, *names: str) -> str:
+    """The ``--config_file`` argument that stacks ``names`` of ``bundles/<bundle>/configs``: ``"['a.json','b.json']"``."""
+    return "[" + ",".join(f"'{BUNDLES / bundle / 'configs' / n}'" for n in names) + "]"
+
+
+def bundle_config(bundle: str, *names: str, **overrides):
+    """A ``ConfigParser`` holding ``bundles/<bundle>/configs/<names>`` stacked as ``monai.bundle run``
+    stacks them, with ``bundle_root`` set and ``overrides`` applied as command-line overrides are.
+    Nothing is instantiated until ``get_parsed_content`` asks for it."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLES / bundle / "configs" / n) for n in names])
+    parser.update({"bundle_root": str(BUNDLES / bundle), **overrides})
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------
+# a tiny 2-D registration problem
+# ------------------------------------------------------------------------------------------------
+
+SIZE = 16
+
+
+class TinyNet(nn.Module):
+    """Two convolutions from the 2-channel ``[moving, fixed]`` input to a 2-channel DDF."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.leaky_relu(self.conv1(x), 0.2)) * 2.0
+
+
+def make_net(seed: int = 0) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def smooth_images(n: int, generator: torch.Generator, size: int = SIZE) -> torch.Tensor:
+    """``n`` smooth random images ``(n, 1, size, size)`` scaled to [0, 1]."""
+    x = torch.rand(n, 1, size, size, generator=generator)
+    for _ in range(2):
+        x = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    x = x - x.amin(dim=(2, 3), keepdim=True)
+    return x / x.amax(dim=(2, 3), keepdim=True)
+
+
+def make_batches(n_batches: int = 2, batch_size: int = 2, seed: int = 0) -> list[dict]:
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        {"fixed_image": smooth_images(batch_size, gen), "moving_image": smooth_images(batch_size, gen)}
+        for _ in range(n_batches)
+    ]
+
+
+def mse(warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+    return ((warped - fixed) ** 2).mean()
+
+
+def smoothness(ddf: torch.Tensor) -> torch.Tensor:
+    """Mean squared forward difference of the DDF (VoxelMorph's diffusion regulariser)."""
+    dy = ddf[:, :, 1:, :] - ddf[:, :, :-1, :]
+    dx = ddf[:, :, :, 1:] - ddf[:, :, :, :-1]
+    return (dy**2).mean() + (dx**2).mean()
+
+
+def make_trainer(net: nn.Module, batches: list[dict], surgery="gsmorph", lr: float = 1.0, **kwargs):
+    """A one-epoch ``GradientSurgeryTrainer`` on ``batches`` with plain SGD, MSE and ``smoothness``."""
+    from monai_ext.engines import GradientSurgeryTrainer
+
+    return GradientSurgeryTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=batches,
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=lr),
+        similarity_loss=mse,
+        regularization_loss=smoothness,
+        surgery=surgery,
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# editing generated files (bad-input tests)
+# ------------------------------------------------------------------------------------------------
+
+
+def rewrite_nifti(path: Path, change: Callable[[np.ndarray], np.ndarray], dtype=None) -> Path:
+    """Replace the array of the NIfTI file ``path`` by ``change(array)``, keeping its affine."""
+    image = nib.load(path)
+    data = change(np.asanyarray(image.dataobj))
+    nib.save(nib.Nifti1Image(data.astype(dtype or data.dtype), image.affine), path)
+    return path
+
+
+def edit_json(path: Path, change: Callable[[dict], None]) -> Path:
+    """Load the JSON file ``path``, let ``change`` edit it in place, and write it back."""
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# scores recomputed from written files
+# ------------------------------------------------------------------------------------------------
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV file as dictionaries."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def dice_by_hand(fixed_label: np.ndarray, moving_label: np.ndarray, label: int) -> float:
+    """``2 |F & M| / (|F| + |M|)`` for one label value; NaN when neither map holds it."""
+    f, m = fixed_label == label, moving_label == label
+    total = int(f.sum()) + int(m.sum())
+    return float("nan") if total == 0 else 2.0 * int((f & m).sum()) / total
+
+
+def assert_dice_row_matches_labels(row: dict, fixed_label: Path, moving_label: Path, label_names: dict) -> None:
+    """Each ``Dice_<name>`` of a metrics row equals the Dice of the two label files (on one grid),
+    recomputed here by counting voxels; ``Dice_mean`` is their NaN-skipping mean."""
+    fixed = np.asarray(nib.load(fixed_label).dataobj).astype(np.int64)
+    moving = np.asarray(nib.load(moving_label).dataobj).astype(np.int64)
+    assert fixed.shape == moving.shape, f"{fixed_label} and {moving_label} are not on one grid"
+    expected = {name: dice_by_hand(fixed, moving, int(value)) for value, name in label_names.items()}
+    found = {name: float(row[f"Dice_{name}"]) for name in expected}
+    np.testing.assert_allclose(list(found.values()), list(expected.values()), atol=1e-5, err_msg=str(row["method"]))
+    np.testing.assert_allclose(float(row["Dice_mean"]), np.nanmean(list(expected.values())), atol=1e-5)

@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+VENV=${VENV:-.venv}
+[[ "$VENV" == /* ]] || VENV="$PWD/$VENV"
+export PATH="$VENV/bin:$PATH"  # the project's virtual environment (scripts/install.sh)
 OUT=${DEMO_OUT:-demo_output}
 BUNDLES=${DEMO_BUNDLES:-gsmorph gradicon dio}
 rm -rf "$OUT"

@@ -4,6 +4,9 @@ train, evaluate and inference, once each, on a synthetic ACDC converted by data_
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -11,7 +14,9 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, config_list, read_rows, run_bundle
+from data_prep import make_synthetic_acdc, prepare_acdc
+
+from helpers import BUNDLES, REPO, assert_dice_row_matches_labels, config_list, read_rows, run_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -137,3 +142,24 @@ def test_inference_rejects_a_volume_with_a_clear_error(trained, tmp_path):
     )
     assert result.returncode != 0
     assert "vol.nii.gz) has 3 spatial dimensions" in result.stderr
+
+
+def test_two_process_training_with_the_multi_gpu_overlay(tmp_path):
+    # six subjects of three slices: two validation pairs, one per rank
+    make_synthetic_acdc(tmp_path / "raw", num_subjects=6, size=(72, 64), slices=3, frames=4, seed=1)
+    data = prepare_acdc(tmp_path / "raw", tmp_path / "data", seed=0).parent
+    datalist = json.loads((data / "datalist.json").read_text())
+    assert len(datalist["validation"]) == 2
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+        "--config_file", config_list("gsmorph_cardiac", "train.json", "multi_gpu_train.json"), "--bundle_root", str(BUNDLE),
+        "--dataset_dir", str(data), "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "out"),
+        "--num_workers", "0", "--batch_size", "2", "--num_epochs", "1", "--val_interval", "1",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    last = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)
+    # each rank trains on its half of the training pairs (gloo on the CPU); rank 0 saves
+    assert last["trainer"]["epoch_length"] == math.ceil(math.ceil(len(datalist["training"]) / 2) / 2)
+    assert last["trainer"]["iteration"] == last["trainer"]["epoch_length"]
+    assert (tmp_path / "models" / "model.pt").exists()

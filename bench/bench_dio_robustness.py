@@ -56,7 +56,8 @@ from data_prep.synthetic_brain import brain_subject
 from monai_ext.metrics import dice_per_label, negative_jacobian_fraction
 from monai_ext.networks import DIORegistration, build_feature_network
 from monai_ext.objectives import DIOObjective
-from monai_ext.solvers import MultiScaleSolver, fixed_to_moving_matrix, sample_moving, warp_moving
+from monai_ext.solvers import MultiScaleSolver
+from monai_ext.spatial import fixed_to_moving_matrix, sample_moving, warp_moving
 
 SECTION = "## DIO robustness: anisotropic moving images without resampling (dio.md §4.3)"
 LABELS = list(range(1, 36))  # OASIS seg35

@@ -13,7 +13,8 @@ from monai_ext.engines import GradientSurgeryTrainer, RegistrationEvaluator
 from monai_ext.inferers import DIOInferer
 from monai_ext.networks import DIORegistration, build_feature_network, dio_unet
 from monai_ext.objectives import DIOObjective, one_hot_labels
-from monai_ext.solvers import MultiScaleSolver, warp_moving
+from monai_ext.solvers import MultiScaleSolver
+from monai_ext.spatial import warp_moving
 
 
 def _disc(shape, centre, radius, spacing=(1.0, 1.0)):

@@ -12,16 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from monai_ext.metrics import negative_jacobian_fraction
-from monai_ext.solvers import (
-    LabelPrompt,
-    LandmarkPrompt,
-    MultiScaleSolver,
-    fixed_to_moving_matrix,
-    sample_moving,
-    transform_points,
-    warp_moving,
-)
-from monai_ext.spatial import warp_image, warp_label
+from monai_ext.solvers import LabelPrompt, LandmarkPrompt, MultiScaleSolver
+from monai_ext.spatial import fixed_to_moving_matrix, sample_moving, transform_points, warp_image, warp_label, warp_moving
 
 
 def _grid(shape):

@@ -8,7 +8,7 @@ import torch
 from monai.data import MetaTensor
 
 from monai_ext.transforms import RandPairFlipAffined
-from monai_ext.transforms.rand_pair_flip_affine import resample_normalized_affine
+from monai_ext.spatial import resample_normalized_affine
 
 SHAPES = {2: (6, 9), 3: (5, 7, 8)}
 

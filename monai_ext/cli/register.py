@@ -58,7 +58,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.transforms import (
     EnsureChannelFirst,
     LoadImage,
@@ -78,7 +77,7 @@ from monai_ext.metrics.jacobian import negative_jacobian_fraction
 from monai_ext.metrics.segmentation import dice_per_label
 from monai_ext.networks import load_unigradicon_weights, unigradicon_network
 from monai_ext.objectives import InverseConsistentObjective
-from monai_ext.spatial import identity_grid
+from monai_ext.spatial import fixed_to_moving_matrix, sample_moving
 from monai_ext.surgery import GradientSurgery
 from monai_ext.transforms import CheckPaird
 
@@ -197,16 +196,10 @@ def _check_label(label: Any, key: str, path: Path) -> None:
 
 
 def _sample_on_fixed_grid(source: Any, ddf: torch.Tensor, fixed_affine: np.ndarray, mode: str) -> torch.Tensor:
-    """``source(x + u(x))`` for every fixed voxel ``x``, read from the source image's own grid.
-
-    ``x + u(x)`` is a point of the fixed voxel grid; the fixed and source affines take it to a
-    voxel position of the source image, which is interpolated there (``mode`` ``"bilinear"`` or
-    ``"nearest"``, zero outside the source image, as ITK's resampler does by default). One
+    """``source(x + u(x))`` for every fixed voxel ``x``, read from the source image's own grid through
+    the two images' affines (``monai_ext.spatial.sample_moving``), ``mode`` ``"bilinear"`` or
+    ``"nearest"``, zero outside the source image as ITK's resampler does by default. One
     interpolation of the original image, so the warped output is as sharp as ``unigradicon-register``'s.
-
-    Written with ``grid_sample`` rather than ``monai.transforms.Resample`` because Resample expects
-    centred coordinates whose scaling depends on ``align_corners``; here the voxel-to-``[-1, 1]``
-    mapping is explicit (``align_corners=True``: voxel centres at integer indices).
 
     Args:
         source: loaded channel-first image ``(C, *S)`` with its RAS ``affine``.
@@ -216,18 +209,11 @@ def _sample_on_fixed_grid(source: Any, ddf: torch.Tensor, fixed_affine: np.ndarr
     Returns:
         ``(C, *F)`` float32 on ``ddf``'s device.
     """
-    device = ddf.device
-    to_source = np.linalg.inv(_affine(source)) @ fixed_affine  # fixed voxel -> source voxel
-    matrix = torch.as_tensor(to_source[:3, :3], dtype=torch.float32, device=device)
-    offset = torch.as_tensor(to_source[:3, 3], dtype=torch.float32, device=device).reshape(3, 1, 1, 1)
-    points = identity_grid(ddf.shape[2:], device=device, dtype=torch.float32) + ddf[0].float()
-    points = torch.einsum("ij,j...->i...", matrix, points) + offset
-    sizes = source.shape[1:]
-    scale = torch.tensor([2.0 / max(int(n) - 1, 1) for n in sizes], device=device).reshape(3, 1, 1, 1)
-    # grid_sample wants (1, *F, 3) with the coordinate of the last array axis first, in [-1, 1]
-    grid = torch.flip(points * scale - 1.0, dims=(0,)).permute(1, 2, 3, 0).unsqueeze(0)
-    values = _plain(source).to(device).unsqueeze(0)
-    return F.grid_sample(values, grid, mode=mode, padding_mode="zeros", align_corners=True)[0]
+    fixed_to_source = fixed_to_moving_matrix(
+        fixed_affine, _affine(source), ddf.shape[2:], source.shape[1:], dtype=torch.float32, device=ddf.device
+    )
+    values = _plain(source).to(device=ddf.device, dtype=torch.float32).unsqueeze(0)
+    return sample_moving(values, ddf.float(), fixed_to_source, mode=mode, padding_mode="zeros")[0]
 
 
 def _label_dtype(label: np.ndarray) -> np.dtype:

@@ -26,7 +26,7 @@ from monai_ext.metrics import (
     tre_from_landmark_maps,
 )
 from monai_ext.metrics.landmarks import TRE_METHODS
-from monai_ext.solvers.geometry import warp_moving
+from monai_ext.spatial import warp_moving
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 

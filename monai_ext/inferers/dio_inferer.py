@@ -10,7 +10,7 @@ from monai.data import MetaTensor
 from monai.inferers import Inferer
 
 from monai_ext.metrics.landmarks import landmark_centroids
-from monai_ext.solvers.geometry import warp_moving
+from monai_ext.spatial import warp_moving
 from monai_ext.solvers.multiscale import MultiScaleSolver
 from monai_ext.solvers.prompts import LabelPrompt, LandmarkPrompt, Prompt
 

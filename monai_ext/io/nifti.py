@@ -11,23 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from monai_ext.io.atomic import atomic_write_path, full_suffix
+from monai_ext.spatial import as_numpy
 
 __all__ = ["save_nifti", "load_nifti"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-def _as_numpy(array: Any) -> np.ndarray:
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu().numpy()
-    return np.asarray(array)
-
-
 def _check_affine(affine: Any, what: str) -> np.ndarray:
-    affine = np.asarray(_as_numpy(affine), dtype=np.float64)
+    affine = np.asarray(as_numpy(affine), dtype=np.float64)
     if affine.shape != (4, 4):
         raise ValueError(f"{what}: affine must be a 4x4 matrix, got shape {affine.shape}.")
     if not np.all(np.isfinite(affine)):
@@ -82,7 +76,7 @@ def save_nifti(
     path = Path(path)
     if full_suffix(path).lower() not in _NIFTI_SUFFIXES:
         raise ValueError(f"'{path}': NIfTI output must end with .nii or .nii.gz.")
-    array = _as_numpy(array)
+    array = as_numpy(array)
     affine = _check_affine(affine, f"'{path}'")
     if channel_last:
         if array.ndim not in (3, 4):

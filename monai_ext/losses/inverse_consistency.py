@@ -34,11 +34,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from monai_ext.spatial import identity_grid
+from monai_ext.spatial import grid_sample_at, identity_grid
 
 __all__ = ["GradICONLoss", "ICONLoss", "inverse_consistency_sample_points"]
 
@@ -141,22 +140,13 @@ class _InverseConsistencyBase(nn.Module):
             )
         return self._points_to_grid(points, ddf)
 
-    @staticmethod
-    def _sample(field: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        # Written on grid_sample directly rather than monai_ext.spatial.warp_image: the points are
-        # not the field's own grid (sparse subsets, perturbed points, finite-difference copies
-        # interleaved along the last axis), which warp_image's "same spatial size" contract cannot
-        # express.
-        # Same interpolation as warp_image and ICON: bilinear, border padding, align_corners=True.
-        if grid.shape[0] != field.shape[0]:
-            grid = grid.expand((field.shape[0],) + tuple(grid.shape[1:]))
-        return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
     def _composition_error(self, first: torch.Tensor, second: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """``(second o first)(p) - p`` in grid units (B, ndim reversed, *grid): ``first`` applied first."""
-        v = self._sample(first, grid)
+        # bilinear, border padding, corners aligned: warp_image's and ICON's interpolation, at points
+        # that are not the field's own grid (sparse subsets, perturbed points, finite-difference copies)
+        v = grid_sample_at(first, grid)
         # in place: grid_sample's backward does not need its output
-        return self._sample(second, grid + v.movedim(1, -1)).add_(v)
+        return grid_sample_at(second, grid + v.movedim(1, -1)).add_(v)
 
 
 class GradICONLoss(_InverseConsistencyBase):

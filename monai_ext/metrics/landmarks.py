@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from monai.utils import convert_to_tensor
 
-from monai_ext.networks.multiscale import evaluate_displacement_chain
-from monai_ext.spatial import warp_image
+from monai_ext.spatial import evaluate_displacement_chain, warp_image
 
 __all__ = ["TRE_METHODS", "landmark_centroids", "target_registration_error", "tre_from_landmark_maps"]
 

@@ -9,10 +9,9 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
-from monai_ext.solvers.geometry import fixed_to_moving_matrix
 from monai_ext.solvers.multiscale import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import Prompt
-from monai_ext.spatial import resize_ddf
+from monai_ext.spatial import fixed_to_moving_matrix, resize_ddf
 
 __all__ = ["DIORegistration", "image_affine"]
 

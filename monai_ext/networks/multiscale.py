@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_ext.spatial import chain_displacement, evaluate_displacement_chain, normalized_identity, sample_at_points
+
 from .icon_unet import TallUNet2
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
     "DisplacementFieldRegistration",
     "DownsampleRegistration",
     "TwoStepRegistration",
-    "evaluate_displacement_chain",
     "gradicon_stage1",
     "gradicon_stage2",
     "unigradicon_network",
@@ -53,89 +54,6 @@ __all__ = [
 ]
 
 UNIGRADICON_INPUT_SHAPE = (175, 175, 175)
-
-
-# Sampling is written with F.grid_sample rather than monai_ext.spatial.warp_image because a field
-# predicted on a coarse grid is evaluated at points of a finer grid (warp_image samples on the
-# field's own grid), and because these modules must stay TorchScript-compatible for ckpt_export.
-def _normalised_scale(spatial_shape: List[int], like: torch.Tensor) -> torch.Tensor:
-    """``(1, ndim, 1, ...)``: ``2 / (N_c - 1)``, voxels -> grid_sample's ``[-1, 1]`` units (corners aligned)."""
-    ndim = len(spatial_shape)
-    values = [2.0 / float(max(n - 1, 1)) for n in spatial_shape]
-    scale = torch.tensor(values, dtype=like.dtype, device=like.device)
-    return scale.reshape([1, ndim] + [1] * ndim)
-
-
-def _normalised_identity(spatial_shape: List[int], like: torch.Tensor) -> torch.Tensor:
-    """Identity map ``(1, ndim, *spatial)`` in ``[-1, 1]`` units, channel ``c`` along array axis ``c``."""
-    axes = [torch.linspace(-1.0, 1.0, n, dtype=like.dtype, device=like.device) for n in spatial_shape]
-    return torch.stack(torch.meshgrid(axes, indexing="ij"), dim=0).unsqueeze(0)
-
-
-def _sample(values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Sample ``values (B, C, *M)`` at ``points (B | 1, ndim, *P)`` in ``[-1, 1]`` units -> ``(B, C, *P)``.
-
-    Bi/trilinear, border padding, ``align_corners=True``: ICON's ``compute_warped_image_multiNC``
-    and MONAI ``Warp``'s convention. grid_sample wants the coordinates last and in reversed axis
-    order (x = last array axis).
-    """
-    ndim = points.shape[1]
-    grid = torch.flip(points, [1]).permute([0] + list(range(2, ndim + 2)) + [1])
-    if grid.shape[0] != values.shape[0]:
-        grid = grid.expand([values.shape[0]] + list(grid.shape[1:]))
-    return F.grid_sample(values, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def _chain_displacement(
-    chain: List[torch.Tensor], spatial_shape: List[int], points: Optional[torch.Tensor]
-) -> torch.Tensor:
-    """Displacement in ``[-1, 1]`` units of the chain at ``points`` (``[-1, 1]`` units) or on the grid."""
-    if len(chain) == 0:
-        raise ValueError("a displacement chain needs at least one field.")
-    base = points if points is not None else _normalised_identity(spatial_shape, chain[0])
-    total: Optional[torch.Tensor] = None
-    for field in chain:
-        field_shape = list(field.shape[2:])
-        field = field * _normalised_scale(field_shape, field)
-        if total is None and points is None and field_shape == spatial_shape:
-            # first field on the output grid: its values at the grid points, no interpolation needed
-            step = field
-        elif total is None:
-            step = _sample(field, base)
-        else:
-            step = _sample(field, base + total)
-        total = step if total is None else total + step
-    assert total is not None
-    return total
-
-
-def evaluate_displacement_chain(
-    chain: List[torch.Tensor], spatial_shape: List[int], points: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """Evaluate a displacement chain on a grid (a DDF) or at given points.
-
-    The chain ``[D_1, ..., D_K]`` is the transform ``x -> T_K(... T_1(x))`` with
-    ``T_k(x) = x + interpolate(D_k, x)``; every field covers the same field of view with corners
-    aligned, whatever its grid size (a field on a grid of size ``M`` is in voxels of that grid).
-
-    Args:
-        chain: DDFs ``(B, ndim, *M_k)``, in the order they act on coordinates.
-        spatial_shape: the output grid ``N`` (``ndim`` sizes).
-        points: optional ``(B, ndim, *P)`` voxel coordinates on the ``N`` grid at which to evaluate;
-            default: the grid points themselves.
-
-    Returns:
-        displacement ``(B, ndim, *N)`` (or ``(B, ndim, *P)``) in voxels of the ``N`` grid:
-        a DDF in the ``monai_ext.spatial`` convention.
-    """
-    shape = [int(s) for s in spatial_shape]
-    if len(chain) == 0:
-        raise ValueError("a displacement chain needs at least one field.")
-    scale = _normalised_scale(shape, chain[0])
-    normalised_points: Optional[torch.Tensor] = None
-    if points is not None:
-        normalised_points = points * scale - 1.0
-    return _chain_displacement(chain, shape, normalised_points) / scale
 
 
 class RegistrationStep(nn.Module):
@@ -264,8 +182,8 @@ class TwoStepRegistration(RegistrationStep):
         spatial = list(x.shape[2:])
         chain_phi = self.netPhi.displacement_chain(x)
         # moving o phi: phi evaluated (through its chain) on this grid, then the image sampled there
-        points = _normalised_identity(spatial, x) + _chain_displacement(chain_phi, spatial, None)
-        warped = _sample(moving, points)
+        points = normalized_identity(spatial, x) + chain_displacement(chain_phi, spatial, None)
+        warped = sample_at_points(moving, points)
         chain_psi = self.netPsi.displacement_chain(torch.cat([warped, fixed], dim=1))
         # (phi o psi)(x) = phi(psi(x)): psi's fields act on coordinates first
         return chain_psi + chain_phi

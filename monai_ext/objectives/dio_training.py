@@ -9,7 +9,7 @@ from monai.losses import DiceLoss, LocalNormalizedCrossCorrelationLoss
 from torch import nn
 
 from monai_ext.objectives.registration_terms import RegistrationTerms
-from monai_ext.solvers.geometry import sample_moving
+from monai_ext.spatial import sample_moving
 
 __all__ = ["DIOObjective", "one_hot_labels"]
 

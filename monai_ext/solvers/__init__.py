@@ -1,7 +1,6 @@
 """DIO's differentiable multi-scale optimisation layer (dio.md §3.2-3.3, Algorithm 2)."""
 
 from .dissimilarity import FeatureLNCC, FeatureMSE, build_dissimilarity
-from .geometry import fixed_to_moving_matrix, sample_moving, transform_points, warp_moving
 from .implicit import ImplicitSpec, conjugate_gradient, implicit_solution
 from .multiscale import MultiScaleSolver, SolverResult
 from .prompts import LabelPrompt, LandmarkPrompt, Prompt
@@ -14,10 +13,6 @@ __all__ = [
     "FeatureMSE",
     "FeatureLNCC",
     "build_dissimilarity",
-    "fixed_to_moving_matrix",
-    "sample_moving",
-    "warp_moving",
-    "transform_points",
     "ImplicitSpec",
     "implicit_solution",
     "conjugate_gradient",

@@ -11,7 +11,7 @@ from torch import nn
 
 from monai_ext.losses.smoothness import GradientSmoothnessLoss
 from monai_ext.solvers.dissimilarity import build_dissimilarity
-from monai_ext.solvers.geometry import sample_moving
+from monai_ext.spatial import sample_moving
 from monai_ext.solvers.implicit import BACKWARD_MODES, ImplicitSpec, implicit_solution
 from monai_ext.solvers.prompts import Prompt
 from monai_ext.solvers.step_rules import build_step_rule

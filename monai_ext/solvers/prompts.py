@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from monai_ext.solvers.geometry import sample_moving, transform_points
+from monai_ext.spatial import sample_moving, transform_points
 
 __all__ = ["Prompt", "LabelPrompt", "LandmarkPrompt"]
 

@@ -27,11 +27,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from monai.networks.layers import gaussian_1d, separable_filtering
 
-from monai_ext.solvers.geometry import normalized_to_voxel, voxel_to_normalized
-from monai_ext.spatial import compose_ddf, integrate_velocity, resize_ddf
+from monai_ext.spatial import (
+    compose_ddf,
+    identity_grid,
+    integrate_velocity,
+    normalized_to_voxel,
+    resize_ddf,
+    voxel_to_normalized,
+)
 
 __all__ = [
     "TransformModel",
@@ -43,11 +48,6 @@ __all__ = [
     "build_transform_model",
     "gaussian_smooth",
 ]
-
-
-def _identity_points(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    axes = [torch.arange(n, dtype=like.dtype, device=like.device) for n in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
 def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -176,10 +176,10 @@ class Affine(TransformModel):
 
     def to_ddf(self, params, shape):
         ndim = len(shape)
-        points = _identity_points(shape, params)
-        normalized = voxel_to_normalized(points, shape).reshape(1, -1, ndim)
+        points = identity_grid(shape, device=params.device, dtype=params.dtype).movedim(0, -1)
+        normalized = voxel_to_normalized(points, list(shape)).reshape(1, -1, ndim)
         mapped = normalized @ params[:, :, :ndim].transpose(1, 2) + params[:, None, :, ndim]
-        displacement = normalized_to_voxel(mapped, shape) - points.reshape(1, -1, ndim)
+        displacement = normalized_to_voxel(mapped, list(shape)) - points.reshape(1, -1, ndim)
         return torch.movedim(displacement.reshape(params.shape[0], *shape, ndim), -1, 1)
 
     def to_next_level(self, params, shape):

@@ -1,4 +1,5 @@
-"""Dense displacement field (DDF) conventions: warping, composition, integration, converters.
+"""Dense displacement field (DDF) convention and the operations on one grid: warping, composition,
+integration, resizing.
 
 One convention throughout the project: a transform is a DDF ``u`` on the fixed image grid,
 shape ``(B, ndim, *spatial)``, in voxel units, channel ``c`` moving along array axis ``c`` of the
@@ -8,11 +9,8 @@ convention (``align_corners=True``: voxel centres at integer coordinates ``0 .. 
 Composition is ``(a o b)(x) = b(x) + a(x + b(x))``: warping with ``a o b`` equals warping with
 ``a`` first and then with ``b`` (``warp(warp(m, a), b) == warp(m, compose_ddf(a, b))``).
 
-Converters (each with a round-trip test):
-
-- ICON / uniGradICON maps ``phi``: coordinates in ``[0, 1]^d`` with axis ``c`` ordered like
-  array axis ``c``; ``u = (phi - id01) * (N - 1)`` per axis (gradicon.md section 4).
-- world displacements (ITK / ANTs / nibabel frames): the affine's linear part times ``u``.
+Converters to other conventions: :mod:`monai_ext.spatial.converters`; sampling across grids and
+world geometry: :mod:`monai_ext.spatial.world`.
 """
 
 from __future__ import annotations
@@ -21,22 +19,21 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import DVF2DDF, Warp
 
 __all__ = [
+    "WARP_MODES",
+    "PADDING_MODES",
     "identity_grid",
     "warp_image",
     "warp_label",
     "compose_ddf",
     "integrate_velocity",
-    "icon_map_to_ddf",
-    "ddf_to_icon_map",
     "resize_ddf",
-    "ddf_to_world_displacement",
-    "world_displacement_to_ddf",
+    "unit_scale",
+    "check_ddf",
 ]
 
 WARP_MODES = ("bilinear", "nearest", "bicubic")
@@ -58,7 +55,7 @@ def _make_warp(mode: str, padding_mode: str) -> Warp:
         return Warp(mode=mode, padding_mode=padding_mode)
 
 
-def _check_ddf(ddf: Any, name: str = "ddf") -> torch.Tensor:
+def check_ddf(ddf: Any, name: str = "ddf") -> torch.Tensor:
     """Check a batched DDF ``(B, ndim, *spatial)`` with ``ndim`` in (2, 3) and a float dtype."""
     if not isinstance(ddf, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(ddf).__name__}.")
@@ -77,7 +74,7 @@ def _check_ddf(ddf: Any, name: str = "ddf") -> torch.Tensor:
 
 
 def _check_image_ddf(image: Any, ddf: Any, image_name: str = "image") -> None:
-    _check_ddf(ddf)
+    check_ddf(ddf)
     if not isinstance(image, torch.Tensor):
         raise ValueError(f"{image_name} must be a torch.Tensor, got {type(image).__name__}.")
     if image.ndim != ddf.ndim:
@@ -153,8 +150,8 @@ def compose_ddf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ``warp_image(m, compose_ddf(a, b))`` approximates ``warp_image(warp_image(m, a), b)``:
     ``a`` is applied to the moving image first. ``a`` is sampled bilinearly, border padded.
     """
-    _check_ddf(a, "a")
-    _check_ddf(b, "b")
+    check_ddf(a, "a")
+    check_ddf(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"cannot compose DDFs of different shapes: a {tuple(a.shape)} vs b {tuple(b.shape)}.")
     return b + warp_image(a, b, mode="bilinear", padding_mode="border")
@@ -171,7 +168,7 @@ def integrate_velocity(velocity: torch.Tensor, num_steps: int = 7, *, padding_mo
         velocity: ``(B, ndim, *spatial)`` in voxels.
         num_steps: number of squaring steps (>= 1).
     """
-    _check_ddf(velocity, "velocity")
+    check_ddf(velocity, "velocity")
     if int(num_steps) < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps}.")
     if padding_mode not in PADDING_MODES:
@@ -182,31 +179,11 @@ def integrate_velocity(velocity: torch.Tensor, num_steps: int = 7, *, padding_mo
     return layer(velocity)
 
 
-def _unit_scale(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+def unit_scale(spatial_shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
     """``(1, ndim, 1, ...)`` tensor holding ``N_c - 1`` (1 for singleton axes)."""
     ndim = len(spatial_shape)
     scale = torch.tensor([max(int(n) - 1, 1) for n in spatial_shape], device=like.device, dtype=like.dtype)
     return scale.reshape((1, ndim) + (1,) * ndim)
-
-
-def icon_map_to_ddf(phi: torch.Tensor) -> torch.Tensor:
-    """ICON map ``phi`` (coordinates in ``[0, 1]^d``) -> DDF in voxels: ``u = (phi - id01) * (N - 1)``.
-
-    ``phi``: ``(B, ndim, *spatial)``, channel ``c`` the normalised coordinate along array axis ``c``
-    (``id01 = i / (N - 1)``, ICON's identity map). Returns ``(B, ndim, *spatial)``.
-    """
-    _check_ddf(phi, "phi")
-    spatial = phi.shape[2:]
-    scale = _unit_scale(spatial, phi)
-    return phi * scale - identity_grid(spatial, device=phi.device, dtype=phi.dtype).unsqueeze(0)
-
-
-def ddf_to_icon_map(ddf: torch.Tensor) -> torch.Tensor:
-    """DDF in voxels -> ICON map in ``[0, 1]^d``: ``phi = id01 + u / (N - 1)``; inverse of ``icon_map_to_ddf``."""
-    _check_ddf(ddf)
-    spatial = ddf.shape[2:]
-    scale = _unit_scale(spatial, ddf)
-    return (identity_grid(spatial, device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf) / scale
 
 
 def resize_ddf(ddf: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
@@ -224,7 +201,7 @@ def resize_ddf(ddf: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
     Returns:
         ``(B, ndim, *spatial_shape)`` in voxels of the new grid.
     """
-    _check_ddf(ddf)
+    check_ddf(ddf)
     ndim = ddf.ndim - 2
     new_shape = tuple(int(s) for s in spatial_shape)
     if len(new_shape) != ndim or any(s < 1 for s in new_shape):
@@ -232,66 +209,5 @@ def resize_ddf(ddf: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
     old_shape = tuple(ddf.shape[2:])
     mode = "bilinear" if ndim == 2 else "trilinear"
     resized = F.interpolate(ddf, size=new_shape, mode=mode, align_corners=True)
-    ratio = _unit_scale(new_shape, ddf) / _unit_scale(old_shape, ddf)
+    ratio = unit_scale(new_shape, ddf) / unit_scale(old_shape, ddf)
     return resized * ratio
-
-
-def _as_numpy(array: Any) -> np.ndarray:
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu().numpy()
-    return np.asarray(array)
-
-
-def _linear_part(affine: Any, ndim: int) -> np.ndarray:
-    affine = np.asarray(_as_numpy(affine), dtype=np.float64)
-    if affine.shape not in ((ndim + 1, ndim + 1), (4, 4)):
-        raise ValueError(
-            f"affine must be ({ndim + 1}, {ndim + 1}) or (4, 4) for {ndim}-D data, got shape {affine.shape}."
-        )
-    if not np.all(np.isfinite(affine)):
-        raise ValueError("affine contains NaN or infinite values.")
-    return affine[:ndim, :ndim]
-
-
-def _result_dtype(array: np.ndarray) -> np.dtype:
-    return np.result_type(array.dtype, np.float32) if array.dtype != np.float64 else np.dtype(np.float64)
-
-
-def ddf_to_world_displacement(ddf: Any, affine: Any) -> np.ndarray:
-    """Voxel DDF -> displacement vectors in the affine's world frame (mm).
-
-    ``d(x) = A[:ndim, :ndim] @ u(x)``: the linear part of the voxel-to-world affine times the
-    voxel displacement, valid when the moving image shares the fixed image's grid. For a 2-D
-    field with a 4x4 affine the top-left 2x2 block is used.
-
-    Args:
-        ddf: ``(ndim, *spatial)`` numpy array or tensor, voxels.
-        affine: ``(ndim+1, ndim+1)`` or 4x4 voxel-to-world matrix (any frame: RAS for nibabel,
-            LPS for ITK).
-
-    Returns:
-        ``(*spatial, ndim)`` numpy array (float32, or float64 for float64 input).
-    """
-    u = _as_numpy(ddf)
-    if u.ndim not in (3, 4) or u.shape[0] != u.ndim - 1:
-        raise ValueError(f"ddf must have shape (ndim, *spatial) with ndim 2 or 3, got shape {u.shape}.")
-    ndim = u.shape[0]
-    linear = _linear_part(affine, ndim)
-    out = np.einsum("ij,j...->...i", linear, u.astype(np.float64, copy=False))
-    return out.astype(_result_dtype(u), copy=False)
-
-
-def world_displacement_to_ddf(displacement: Any, affine: Any) -> np.ndarray:
-    """World displacement ``(*spatial, ndim)`` (mm) -> voxel DDF ``(ndim, *spatial)``.
-
-    Inverse of :func:`ddf_to_world_displacement`: ``u(x) = inv(A[:ndim, :ndim]) @ d(x)``.
-    """
-    d = _as_numpy(displacement)
-    if d.ndim not in (3, 4) or d.shape[-1] != d.ndim - 1:
-        raise ValueError(f"displacement must have shape (*spatial, ndim) with ndim 2 or 3, got shape {d.shape}.")
-    ndim = d.shape[-1]
-    linear = _linear_part(affine, ndim)
-    if abs(np.linalg.det(linear)) < 1e-12:
-        raise ValueError(f"affine linear part is singular:\n{linear}")
-    out = np.einsum("ij,...j->i...", np.linalg.inv(linear), d.astype(np.float64, copy=False))
-    return out.astype(_result_dtype(d), copy=False)

@@ -1,4 +1,5 @@
-"""Sampling a moving image or feature map through a transform defined on the fixed grid.
+"""World geometry between a fixed and a moving image: reading the moving image (or its features,
+or labels) through a transform defined on the fixed grid, without resampling one image onto the other.
 
 DIO registers images of different sizes and voxel spacings without resampling one onto the other
 (dio.md §4.3): the transform lives on the fixed grid, and the moving image is read at the mapped
@@ -21,33 +22,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from monai_ext.spatial.ddf import identity_grid
+from monai_ext.spatial.sampling import grid_sample_at, normalized_to_voxel, voxel_to_normalized
 
 __all__ = [
-    "voxel_to_normalized",
-    "normalized_to_voxel",
     "fixed_to_moving_matrix",
     "sample_moving",
     "warp_moving",
     "transform_points",
 ]
-
-
-def _axis_scale(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    """``(N - 1) / 2`` per axis (1 for single-voxel axes, whose only coordinate is 0)."""
-    return torch.tensor([max(int(n) - 1, 1) / 2.0 for n in shape], dtype=like.dtype, device=like.device)
-
-
-def voxel_to_normalized(points: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Voxel coordinates ``(..., ndim)`` of a grid of ``shape`` -> normalised ``[-1, 1]`` coordinates."""
-    scale = _axis_scale(shape, points)
-    return points / scale - 1.0
-
-
-def normalized_to_voxel(points: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Inverse of :func:`voxel_to_normalized`."""
-    scale = _axis_scale(shape, points)
-    return (points + 1.0) * scale
 
 
 def _normalization_matrix(shape: Sequence[int]) -> np.ndarray:
@@ -127,7 +111,8 @@ def transform_points(
     points: torch.Tensor, fixed_shape: Sequence[int], moving_shape: Sequence[int], fixed_to_moving: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Fixed voxel coordinates ``(B, ..., ndim)`` (grid ``fixed_shape``) -> moving voxel coordinates (grid ``moving_shape``)."""
-    return normalized_to_voxel(_apply_matrix(voxel_to_normalized(points, fixed_shape), fixed_to_moving), moving_shape)
+    moving = _apply_matrix(voxel_to_normalized(points, list(fixed_shape)), fixed_to_moving)
+    return normalized_to_voxel(moving, list(moving_shape))
 
 
 def sample_moving(
@@ -157,16 +142,15 @@ def sample_moving(
         raise ValueError(f"moving {tuple(moving.shape)} and ddf {tuple(ddf.shape)} must be (B, C, *spatial) of {ndim}-D.")
     if moving.shape[0] != ddf.shape[0] and moving.shape[0] != 1:
         raise ValueError(f"batch sizes differ: moving {moving.shape[0]}, ddf {ddf.shape[0]}.")
-    grid_shape = tuple(ddf.shape[2:])
-    axes = [torch.arange(n, dtype=ddf.dtype, device=ddf.device) for n in grid_shape]
-    identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    points = identity.unsqueeze(0) + torch.movedim(ddf, 1, -1)
+    grid_shape = list(ddf.shape[2:])
+    identity = identity_grid(grid_shape, device=ddf.device, dtype=ddf.dtype)
+    points = torch.movedim(identity.unsqueeze(0) + ddf, 1, -1)
     normalized = _apply_matrix(voxel_to_normalized(points, grid_shape), fixed_to_moving)
     # grid_sample's last grid axis indexes the *last* input axis first (x = W, y = H, z = D).
     grid = normalized.flip(-1)
     if moving.shape[0] != grid.shape[0]:
         moving = moving.expand(grid.shape[0], *moving.shape[1:])
-    return F.grid_sample(moving, grid.to(moving.dtype), mode=mode, padding_mode=padding_mode, align_corners=True)
+    return grid_sample_at(moving, grid.to(moving.dtype), mode=mode, padding_mode=padding_mode)
 
 
 def warp_moving(

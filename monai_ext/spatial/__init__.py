@@ -1,0 +1,70 @@
+"""The home of geometry: the displacement-field convention and every operation on fields, points and
+grids that the rest of ``monai_ext`` uses.
+
+- :mod:`.ddf`: the DDF convention and operations on one grid (warping, composition, integration,
+  resizing);
+- :mod:`.converters`: ICON maps and world (ITK / nibabel) displacements;
+- :mod:`.sampling`: normalised coordinates and the one grid_sample-based sampler at points;
+- :mod:`.displacement_chain`: fields that act on coordinates in turn (ICON's Down / TwoStep);
+- :mod:`.world`: fixed-to-moving world geometry, reading a moving image of another size and spacing;
+- :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates.
+
+This package imports only torch, numpy and MONAI: networks, solvers, losses and metrics build on it.
+"""
+
+from .converters import as_numpy, ddf_to_icon_map, ddf_to_world_displacement, icon_map_to_ddf, world_displacement_to_ddf
+from .ddf import (
+    PADDING_MODES,
+    WARP_MODES,
+    check_ddf,
+    compose_ddf,
+    identity_grid,
+    integrate_velocity,
+    resize_ddf,
+    unit_scale,
+    warp_image,
+    warp_label,
+)
+from .displacement_chain import chain_displacement, evaluate_displacement_chain
+from .normalized_affine import RESAMPLE_MODES, resample_normalized_affine
+from .sampling import (
+    grid_sample_at,
+    normalized_identity,
+    normalized_scale,
+    normalized_to_voxel,
+    sample_at_points,
+    voxel_to_normalized,
+)
+from .world import fixed_to_moving_matrix, sample_moving, transform_points, warp_moving
+
+__all__ = [
+    "WARP_MODES",
+    "PADDING_MODES",
+    "RESAMPLE_MODES",
+    "identity_grid",
+    "warp_image",
+    "warp_label",
+    "compose_ddf",
+    "integrate_velocity",
+    "resize_ddf",
+    "unit_scale",
+    "check_ddf",
+    "icon_map_to_ddf",
+    "ddf_to_icon_map",
+    "ddf_to_world_displacement",
+    "world_displacement_to_ddf",
+    "as_numpy",
+    "normalized_scale",
+    "normalized_identity",
+    "voxel_to_normalized",
+    "normalized_to_voxel",
+    "grid_sample_at",
+    "sample_at_points",
+    "chain_displacement",
+    "evaluate_displacement_chain",
+    "fixed_to_moving_matrix",
+    "transform_points",
+    "sample_moving",
+    "warp_moving",
+    "resample_normalized_affine",
+]

@@ -65,6 +65,7 @@ from monai.transforms import (
     ScaleIntensityRange,
     ScaleIntensityRangePercentiles,
 )
+from monai.utils import convert_to_tensor
 from torch import nn
 
 from monai_ext.inferers import InstanceOptimizationInferer, NetworkGridInferer
@@ -133,10 +134,9 @@ def modality_intensity_transform(modality: str):
     )
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    """A plain ``torch.Tensor`` (no MONAI metadata), float32."""
-    as_tensor = getattr(x, "as_tensor", None)
-    return (as_tensor() if callable(as_tensor) else torch.as_tensor(x)).float()
+def _as_float_tensor(x: Any) -> torch.Tensor:
+    """A plain float32 ``torch.Tensor`` (no MONAI metadata)."""
+    return convert_to_tensor(x, dtype=torch.float32, track_meta=False)
 
 
 def _affine(image: Any) -> np.ndarray:
@@ -190,7 +190,7 @@ def _check_label(label: Any, key: str, path: Path) -> None:
         raise ValueError(
             f"{key} '{path}' must be a single-channel 3-D label map, got shape {tuple(label.shape)} (channel first)."
         )
-    values = _plain(label)
+    values = _as_float_tensor(label)
     if not torch.isfinite(values).all():
         raise ValueError(f"{key} '{path}' contains NaN or infinite values.")
 
@@ -212,7 +212,7 @@ def _sample_on_fixed_grid(source: Any, ddf: torch.Tensor, fixed_affine: np.ndarr
     fixed_to_source = fixed_to_moving_matrix(
         fixed_affine, _affine(source), ddf.shape[2:], source.shape[1:], dtype=torch.float32, device=ddf.device
     )
-    values = _plain(source).to(device=ddf.device, dtype=torch.float32).unsqueeze(0)
+    values = _as_float_tensor(source).to(device=ddf.device, dtype=torch.float32).unsqueeze(0)
     return sample_moving(values, ddf.float(), fixed_to_source, mode=mode, padding_mode="zeros")[0]
 
 
@@ -253,14 +253,14 @@ def _read_pair(sources: dict[str, Path], fixed_modality: str, moving_modality: s
                 f"{key} '{path}' has {pair[key].shape[0]} channels; uniGradICON registers single-channel images."
             )
         image = modality_intensity_transform(modality)(pair[key])  # on the image's own grid
-        values = _plain(image)
+        values = _as_float_tensor(image)
         if not bool(values.max() > values.min()):
             reason = "99th percentile = minimum" if modality == "mri" else "no values inside -1000..1000 HU"
             raise ValueError(f"{key} '{path}' is constant after {modality.upper()} intensity scaling ({reason}).")
         scaled.append(image)
     fixed_scaled, moving_scaled = scaled
     moving_on_fixed = ResampleToMatch(mode="bilinear", padding_mode="zeros")(moving_scaled, fixed_scaled)
-    pair["inputs"] = torch.cat([_plain(moving_on_fixed), _plain(fixed_scaled)], dim=0).unsqueeze(0)
+    pair["inputs"] = torch.cat([_as_float_tensor(moving_on_fixed), _as_float_tensor(fixed_scaled)], dim=0).unsqueeze(0)
     pair["fixed_affine"] = _affine(pair["fixed_image"])
     for key in ("fixed_label", "moving_label"):
         if key in sources:
@@ -328,7 +328,7 @@ def _write_outputs(
         written.append(save_nifti(label_path, array, affine, dtype=_label_dtype(array)))
     if "fixed_label" not in pair:
         return written, None
-    reference = torch.round(_plain(pair["fixed_label"])[0]).to(warped_label.device)
+    reference = torch.round(_as_float_tensor(pair["fixed_label"])[0]).to(warped_label.device)
     initial = torch.round(_sample_on_fixed_grid(pair["moving_label"], torch.zeros_like(ddf), affine, "nearest")[0])
     before, count = _mean_dice(initial, reference)
     after, _ = _mean_dice(warped_label, reference)

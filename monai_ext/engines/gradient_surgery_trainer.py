@@ -6,12 +6,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents, default_metric_cmp_fn
 from monai.engines.workflow import Workflow
 from monai.transforms import Transform
-from monai.utils import CommonKeys
+from monai.utils import convert_to_tensor, CommonKeys
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import Optimizer
 
@@ -23,18 +22,12 @@ from monai_ext.surgery import GradientSurgery
 __all__ = ["GradientSurgeryTrainer"]
 
 
-
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    """The tensor without MONAI metadata, so the forward/backward pass runs on plain tensors."""
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
-
-
 def _label_arguments(objective: Any, output: dict) -> dict:
     """``fixed_label`` / ``moving_label`` (plain tensors) for objectives that declare ``requires_labels``
     (e.g. DIO's Eq. 2 Dice term); nothing for the others."""
     if not getattr(objective, "requires_labels", False):
         return {}
-    return {key: _plain(output[key]) for key in ("fixed_label", "moving_label") if key in output}
+    return {key: convert_to_tensor(output[key], track_meta=False) for key in ("fixed_label", "moving_label") if key in output}
 
 
 class GradientSurgeryTrainer(SupervisedTrainer):
@@ -197,7 +190,7 @@ class GradientSurgeryTrainer(SupervisedTrainer):
     def _iteration(self, engine: GradientSurgeryTrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         device, non_blocking = engine.state.device, engine.non_blocking
         output = pair_batch_to_device(batchdata, device, non_blocking, **engine.to_kwargs)
-        fixed, moving = _plain(output["fixed_image"]), _plain(output["moving_image"])
+        fixed, moving = convert_to_tensor(output["fixed_image"], track_meta=False), convert_to_tensor(output["moving_image"], track_meta=False)
         if fixed.shape[2:] != moving.shape[2:] or fixed.shape[0] != moving.shape[0]:
             raise ValueError(
                 f"fixed and moving images must share batch size and grid; got {tuple(fixed.shape)} and "

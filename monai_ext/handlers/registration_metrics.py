@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
-from monai.utils import min_version, optional_import
+from monai.utils import convert_to_tensor, min_version, optional_import
 
-from monai_ext.handlers.case_names import affine_spacing, batch_affines, pair_case_names
+from monai_ext.handlers.case_names import pair_case_names
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.metrics import (
     dice_per_label,
@@ -26,7 +25,7 @@ from monai_ext.metrics import (
     tre_from_landmark_maps,
 )
 from monai_ext.metrics.landmarks import TRE_METHODS
-from monai_ext.spatial import warp_moving
+from monai_ext.spatial import affine_spacing, batch_affines, warp_moving
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -36,10 +35,6 @@ INITIAL = "Initial"
 
 #: Regions for the Jacobian-based measures (NJD, NDV, std log|J|): None = the whole grid.
 JACOBIAN_MASKS = (None, "moving_nonzero")
-
-
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -188,8 +183,8 @@ class RegistrationMetricsHandler:
         if geometry is None and fixed.shape[2:] == moving.shape[2:]:
             return moving, label
         identity = torch.zeros((fixed.shape[0], fixed.ndim - 2, *fixed.shape[2:]), dtype=torch.float32, device=fixed.device)
-        warped_label = None if label is None else warp_moving(_plain(label), identity, geometry, label=True)
-        return warp_moving(_plain(moving).float(), identity, geometry), warped_label
+        warped_label = None if label is None else warp_moving(convert_to_tensor(label, track_meta=False), identity, geometry, label=True)
+        return warp_moving(convert_to_tensor(moving, track_meta=False).float(), identity, geometry), warped_label
 
     def _label_metrics(
         self, pred: torch.Tensor, ref: torch.Tensor, spacings, labels: Sequence[int]

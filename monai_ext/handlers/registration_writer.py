@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from monai.utils import min_version, optional_import
 
-from monai_ext.handlers.case_names import batch_affines, pair_case_names
+from monai_ext.handlers.case_names import pair_case_names
+from monai_ext.spatial import batch_affines
 from monai_ext.io.displacement_field import write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.io.qc_figure import save_registration_figure

@@ -140,7 +140,7 @@ def _single_ddf(ddf, ndim: int) -> torch.Tensor:
 def _sample_displacement(ddf, points: torch.Tensor) -> torch.Tensor:
     """Displacement ``u(p)`` (voxels) at points ``(K, ndim)``, interpolated (bi/tri)linearly.
 
-    Reuses ``monai_ext.networks.multiscale.evaluate_displacement_chain``, the project's point
+    Reuses ``monai_ext.spatial.evaluate_displacement_chain``, the project's point
     sampler (``grid_sample`` with ``align_corners=True``; points outside the grid take the value at
     the nearest border voxel). Returns ``(K, ndim)`` float64.
     """

@@ -15,7 +15,7 @@ from .dio_features import (
 from .dio_registration import DIORegistration, image_affine
 from .gsmorph_unet import GSMorphUNet
 from .icon_unet import TallUNet2
-from .multiscale import (
+from .icon_composition import (
     UNIGRADICON_INPUT_SHAPE,
     DisplacementFieldRegistration,
     DownsampleRegistration,

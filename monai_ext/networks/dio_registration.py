@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor
+from monai.utils import convert_to_tensor
 from torch import nn
 
-from monai_ext.solvers.multiscale import MultiScaleSolver, SolverResult
+from monai_ext.solvers.multiscale_solver import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import Prompt
 from monai_ext.spatial import fixed_to_moving_matrix, resize_ddf
 
@@ -22,10 +23,6 @@ def image_affine(image: Any) -> torch.Tensor | None:
         affine = torch.as_tensor(image.affine)
         return affine if affine.ndim == 3 else affine.unsqueeze(0)
     return None
-
-
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 class DIORegistration(nn.Module):
@@ -52,7 +49,7 @@ class DIORegistration(nn.Module):
 
     def features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """The multi-scale features of one image (coarse -> fine)."""
-        features = self.feature_net(_plain(image))
+        features = self.feature_net(convert_to_tensor(image, track_meta=False))
         if isinstance(features, torch.Tensor):
             features = [features]
         return list(features)
@@ -64,7 +61,7 @@ class DIORegistration(nn.Module):
         batched = fixed.shape == moving.shape and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.feature_net.modules())
         if not batched:
             return self.features(fixed), self.features(moving)
-        both = self.features(torch.cat([_plain(fixed), _plain(moving)], dim=0))
+        both = self.features(torch.cat([convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)], dim=0))
         batch = fixed.shape[0]
         return [f[:batch] for f in both], [f[batch:] for f in both]
 
@@ -136,5 +133,5 @@ class DIORegistration(nn.Module):
         if x.shape[1] % 2:
             raise ValueError(f"expected cat([moving, fixed], dim=1) with an even channel count, got {x.shape[1]}.")
         half = x.shape[1] // 2
-        x = _plain(x)
+        x = convert_to_tensor(x, track_meta=False)
         return self.register(x[:, half:], x[:, :half]).full_resolution_ddfs[-1]

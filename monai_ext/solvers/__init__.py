@@ -2,7 +2,7 @@
 
 from .dissimilarity import FeatureLNCC, FeatureMSE, build_dissimilarity
 from .implicit import ImplicitSpec, conjugate_gradient, implicit_solution
-from .multiscale import MultiScaleSolver, SolverResult
+from .multiscale_solver import MultiScaleSolver, SolverResult
 from .prompts import LabelPrompt, LandmarkPrompt, Prompt
 from .step_rules import AdamStep, SGDStep, build_step_rule
 from .transform_models import Affine, FreeForm, GreedyDiffeomorphic, StationaryVelocity, build_transform_model

@@ -7,11 +7,13 @@ grids that the rest of ``monai_ext`` uses.
 - :mod:`.sampling`: normalised coordinates and the one grid_sample-based sampler at points;
 - :mod:`.displacement_chain`: fields that act on coordinates in turn (ICON's Down / TwoStep);
 - :mod:`.world`: fixed-to-moving world geometry, reading a moving image of another size and spacing;
-- :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates.
+- :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates;
+- :mod:`.affines`: per-item voxel-to-world affines of a batch and the voxel spacing.
 
 This package imports only torch, numpy and MONAI: networks, solvers, losses and metrics build on it.
 """
 
+from .affines import affine_spacing, batch_affines
 from .converters import as_numpy, ddf_to_icon_map, ddf_to_world_displacement, icon_map_to_ddf, world_displacement_to_ddf
 from .ddf import (
     PADDING_MODES,
@@ -67,4 +69,6 @@ __all__ = [
     "sample_moving",
     "warp_moving",
     "resample_normalized_affine",
+    "batch_affines",
+    "affine_spacing",
 ]

@@ -92,15 +92,21 @@ def thick_slices(image: np.ndarray, label: np.ndarray, thickness: int) -> tuple[
 def make_subject(size: int, seed: int, index: int, deform: float, thickness: int) -> dict:
     subject = brain_subject((size,) * 3, seed=seed, index=index, deform=deform)
     image_a, label_a, affine_a = thick_slices(subject.image, subject.label, thickness)
-    return {"image": subject.image, "label": subject.label, "image_aniso": image_a, "label_aniso": label_a,
-            "affine_aniso": affine_a}
+    return {
+        "image": subject.image,
+        "label": subject.label,
+        "image_aniso": image_a,
+        "label_aniso": label_a,
+        "affine_aniso": affine_a,
+    }
 
 
 def train(args, subjects: list[dict], device: torch.device) -> tuple[torch.nn.Module, list[float], float]:
     """DIO training on isotropic pairs (Eq. 2 through the solver's implicit backward); returns the net."""
     torch.manual_seed(args.seed)
-    net = build_feature_network("unet", spatial_dims=3, feature_channels=args.feature_channels,
-                                channels=tuple(args.channels), scales=SCALES).to(device)
+    net = build_feature_network(
+        "unet", spatial_dims=3, feature_channels=args.feature_channels, channels=tuple(args.channels), scales=SCALES
+    ).to(device)
     solver = MultiScaleSolver(iterations=tuple(args.train_iterations), transform="freeform", optimizer="sgd")
     model = DIORegistration(net, solver)
     objective = DIOObjective(labels=LABELS, spatial_dims=3)
@@ -115,8 +121,9 @@ def train(args, subjects: list[dict], device: torch.device) -> tuple[torch.nn.Mo
         pairs = [rng.choice(len(subjects), size=2, replace=False) for _ in range(args.batch_size)]
         fixed_idx = torch.tensor([int(p[0]) for p in pairs])
         moving_idx = torch.tensor([int(p[1]) for p in pairs])
-        terms = objective(model, images[moving_idx], images[fixed_idx],
-                          fixed_label=labels[fixed_idx], moving_label=labels[moving_idx])
+        terms = objective(
+            model, images[moving_idx], images[fixed_idx], fixed_label=labels[fixed_idx], moving_label=labels[moving_idx]
+        )
         loss = terms.similarity + terms.regularization
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,8 +131,11 @@ def train(args, subjects: list[dict], device: torch.device) -> tuple[torch.nn.Mo
         losses.append(float(loss.detach()))
         if (step + 1) % 10 == 0 or step == 0:
             recent = losses[-10:]
-            print(f"step {step + 1}/{args.steps}: loss {sum(recent) / len(recent):.4f} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+            print(
+                f"step {step + 1}/{args.steps}: loss {sum(recent) / len(recent):.4f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                file=sys.stderr,
+            )
     synchronize(device)
     return net.eval(), losses, time.perf_counter() - start
 
@@ -150,8 +160,9 @@ def evaluate(args, feature_nets: dict, subjects: list[dict], device: torch.devic
     solver = MultiScaleSolver(iterations=tuple(args.test_iterations), transform="freeform", optimizer="sgd")
     conditions = {condition: solver for condition in CONDITIONS}
     if not args.skip_diagnostic:
-        conditions[DIAGNOSTIC] = MultiScaleSolver(iterations=(0, 0, args.test_iterations[-1]), transform="freeform",
-                                                  optimizer="sgd")
+        conditions[DIAGNOSTIC] = MultiScaleSolver(
+            iterations=(0, 0, args.test_iterations[-1]), transform="freeform", optimizer="sgd"
+        )
         conditions[BOTH] = solver
     identity = np.eye(4)
     rows: list[dict] = []
@@ -164,8 +175,9 @@ def evaluate(args, feature_nets: dict, subjects: list[dict], device: torch.devic
         iso_image, iso_label = _tensor(moving["image"], device), _tensor(moving["label"], device)
         aniso_image = _tensor(moving["image_aniso"], device)
         aniso_label = _tensor(moving["label_aniso"], device)
-        matrix = fixed_to_moving_matrix(identity, moving["affine_aniso"], shape, tuple(aniso_image.shape[2:]),
-                                        device=device)
+        matrix = fixed_to_moving_matrix(
+            identity, moving["affine_aniso"], shape, tuple(aniso_image.shape[2:]), device=device
+        )
         zero = fixed_image.new_zeros((1, 3, *shape))
         resampled = sample_moving(aniso_image, zero, matrix)  # trilinear onto the 1 mm fixed grid
         own_thick_label = _tensor(fixed["label_aniso"], device)
@@ -185,12 +197,18 @@ def evaluate(args, feature_nets: dict, subjects: list[dict], device: torch.devic
             "resampled": (one_mm, resampled, (None, None), aniso_label, matrix),
             DIAGNOSTIC: (one_mm, aniso_image, (identity, moving["affine_aniso"]), aniso_label, matrix),
             # both acquired with the same thick slices: same grid, scored there against the fixed thick labels
-            BOTH: ((_tensor(fixed["image_aniso"], device), own_thick_label), aniso_image,
-                   (fixed["affine_aniso"], moving["affine_aniso"]), aniso_label, None),
+            BOTH: (
+                (_tensor(fixed["image_aniso"], device), own_thick_label),
+                aniso_image,
+                (fixed["affine_aniso"], moving["affine_aniso"]),
+                aniso_label,
+                None,
+            ),
         }
         for condition, condition_solver in conditions.items():
-            (fixed_in, fixed_ref), moving_image, (fixed_affine, moving_affine), moving_label, label_matrix = \
-                cases[condition]
+            (fixed_in, fixed_ref), moving_image, (fixed_affine, moving_affine), moving_label, label_matrix = cases[
+                condition
+            ]
             on_one_mm_grid = fixed_in is fixed_image
             zero = fixed_in.new_zeros((1, 3, *fixed_in.shape[2:]))
             initial = _dice(warp_moving(moving_label, zero, label_matrix, label=True), fixed_ref)
@@ -198,24 +216,33 @@ def evaluate(args, feature_nets: dict, subjects: list[dict], device: torch.devic
                 model = DIORegistration(net, condition_solver)
                 synchronize(device)
                 start = time.perf_counter()
-                result = model.register(fixed_in, moving_image, fixed_affine=fixed_affine,
-                                        moving_affine=moving_affine)
+                result = model.register(fixed_in, moving_image, fixed_affine=fixed_affine, moving_affine=moving_affine)
                 synchronize(device)
                 seconds = time.perf_counter() - start
                 ddf = result.full_resolution_ddfs[-1]
-                rows.append({
-                    "pair": pair, "condition": condition, "method": method, "initial_dice": initial,
-                    "dice": _dice(warp_moving(moving_label, ddf, label_matrix, label=True), fixed_ref),
-                    # the same transform scored with the moving subject's 1 mm labels (same world grid as fixed)
-                    "dice_1mm_labels": _dice(warp_moving(iso_label, ddf, None, label=True), fixed_label)
-                    if on_one_mm_grid else float("nan"),
-                    "neg_jac_pct": float(negative_jacobian_fraction(ddf)[0]),
-                    "iterations": list(result.iterations), "seconds": seconds,
-                })
+                rows.append(
+                    {
+                        "pair": pair,
+                        "condition": condition,
+                        "method": method,
+                        "initial_dice": initial,
+                        "dice": _dice(warp_moving(moving_label, ddf, label_matrix, label=True), fixed_ref),
+                        # the same transform scored with the moving subject's 1 mm labels (same world grid as fixed)
+                        "dice_1mm_labels": _dice(warp_moving(iso_label, ddf, None, label=True), fixed_label)
+                        if on_one_mm_grid
+                        else float("nan"),
+                        "neg_jac_pct": float(negative_jacobian_fraction(ddf)[0]),
+                        "iterations": list(result.iterations),
+                        "seconds": seconds,
+                    }
+                )
                 r = rows[-1]
-                print(f"pair {pair} {condition:11s} {method}: Dice {r['initial_dice']:.3f} -> {r['dice']:.3f} "
-                      f"(1 mm labels {r['dice_1mm_labels']:.3f}), NJD {r['neg_jac_pct']:.3f} %, iterations "
-                      f"{r['iterations']}, {seconds:.1f} s", file=sys.stderr)
+                print(
+                    f"pair {pair} {condition:11s} {method}: Dice {r['initial_dice']:.3f} -> {r['dice']:.3f} "
+                    f"(1 mm labels {r['dice_1mm_labels']:.3f}), NJD {r['neg_jac_pct']:.3f} %, iterations "
+                    f"{r['iterations']}, {seconds:.1f} s",
+                    file=sys.stderr,
+                )
     return rows, {"ceiling": ceilings, "mismatch": mismatch}
 
 
@@ -226,20 +253,30 @@ def _ms(values: list[float], digits: int = 3) -> str:
     return f"{a.mean():.{digits}f} ± {a.std(ddof=1) if a.size > 1 else 0.0:.{digits}f}"
 
 
-def report(args, rows: list[dict], diagnostics: dict, losses: list[float], train_seconds: float,
-           setup_seconds: float, eval_seconds: float, device: torch.device) -> str:
+def report(
+    args,
+    rows: list[dict],
+    diagnostics: dict,
+    losses: list[float],
+    train_seconds: float,
+    setup_seconds: float,
+    eval_seconds: float,
+    device: torch.device,
+) -> str:
     def pick(condition, method, key):
         return [r[key] for r in rows if r["condition"] == condition and r["method"] == method]
 
     conditions = [c for c in (*CONDITIONS, DIAGNOSTIC, BOTH) if any(r["condition"] == c for r in rows)]
     pairs = len({r["pair"] for r in rows})
-    command = (f"python bench/bench_dio_robustness.py --size {args.size} --train_subjects {args.train_subjects} "
-               f"--test_pairs {args.test_pairs} --steps {args.steps} --batch_size {args.batch_size} --lr {args.lr:g} "
-               f"--train_iterations {' '.join(map(str, args.train_iterations))} "
-               f"--test_iterations {' '.join(map(str, args.test_iterations))} --slice_thickness {args.slice_thickness} "
-               f"--deform {args.deform:g} --channels {' '.join(map(str, args.channels))} "
-               f"--feature_channels {args.feature_channels} --seed {args.seed} --threads {args.threads} "
-               f"--device {device.type}{' --skip_diagnostic' if args.skip_diagnostic else ''} --write")
+    command = (
+        f"python bench/bench_dio_robustness.py --size {args.size} --train_subjects {args.train_subjects} "
+        f"--test_pairs {args.test_pairs} --steps {args.steps} --batch_size {args.batch_size} --lr {args.lr:g} "
+        f"--train_iterations {' '.join(map(str, args.train_iterations))} "
+        f"--test_iterations {' '.join(map(str, args.test_iterations))} --slice_thickness {args.slice_thickness} "
+        f"--deform {args.deform:g} --channels {' '.join(map(str, args.channels))} "
+        f"--feature_channels {args.feature_channels} --seed {args.seed} --threads {args.threads} "
+        f"--device {device.type}{' --skip_diagnostic' if args.skip_diagnostic else ''} --write"
+    )
     first = float(np.mean(losses[:10])) if losses else float("nan")
     last = float(np.mean(losses[-10:])) if losses else float("nan")
     t = args.slice_thickness
@@ -256,23 +293,33 @@ def report(args, rows: list[dict], diagnostics: dict, losses: list[float], train
         f"{args.batch_size} random isotropic pairs with `DIOObjective` (0.25 x LNCC + Dice over the 35 labels, every "
         f"level) through the solver (free-form, SGD, {', '.join(map(str, args.train_iterations))} iterations, "
         f"Jacobian-free backward); "
-        + (f"training loss {first:.3f} (mean of the first 10 steps) -> {last:.3f} (last 10). " if losses
-           else f"weights loaded from {args.load_net}. ")
+        + (
+            f"training loss {first:.3f} (mean of the first 10 steps) -> {last:.3f} (last 10). "
+            if losses
+            else f"weights loaded from {args.load_net}. "
+        )
         + f"Test: the same solver type with {', '.join(map(str, args.test_iterations))} iterations and its default "
         "early stopping for both methods; the intensity baseline is the parameter-free scale space "
-        "(`build_feature_network(\"intensity\")`) with that same solver. Anisotropic moving images: "
+        '(`build_feature_network("intensity")`) with that same solver. Anisotropic moving images: '
         f"{t} mm slices along the superior axis (mean of {t} 1 mm slices, {args.size}x{args.size}x{args.size // t} "
         f"voxels, affine 1 x 1 x {t} mm); their labels are the 1 mm labels at the slice centres, read through the "
         "world geometry in (b), (c) and (b'), so Initial Dice is lower there than in (a). Dice: mean over the labels "
         "present, nearest-neighbour warped moving labels against the fixed labels on the fixed 1 mm grid; "
         "\"Dice, 1 mm labels\" scores the same transform with the moving subject's 1 mm labels (the transform's "
         "quality apart from the label resolution); mean ± standard deviation over pairs."
-        + (f" (b') is a diagnostic, not one of §4.3's conditions: the anisotropic pair with the coarse levels "
-           f"skipped (iterations 0, 0, {args.test_iterations[-1]})." if DIAGNOSTIC in conditions else "")
-        + (" (d), another diagnostic, is the within-dataset setting of §4.3's test sets: both images acquired with "
-           "the same thick slices (same grid and affine), registered and scored on that grid against the fixed "
-           "image's thick-slice labels (so not comparable with the rows on the 1 mm grid; no 1 mm-label score)."
-           if BOTH in conditions else ""),
+        + (
+            f" (b') is a diagnostic, not one of §4.3's conditions: the anisotropic pair with the coarse levels "
+            f"skipped (iterations 0, 0, {args.test_iterations[-1]})."
+            if DIAGNOSTIC in conditions
+            else ""
+        )
+        + (
+            " (d), another diagnostic, is the within-dataset setting of §4.3's test sets: both images acquired with "
+            "the same thick slices (same grid and affine), registered and scored on that grid against the fixed "
+            "image's thick-slice labels (so not comparable with the rows on the 1 mm grid; no 1 mm-label score)."
+            if BOTH in conditions
+            else ""
+        ),
         "",
         f"Machine: {describe_machine(device)}; code at commit {args.commit}. Data {setup_seconds:.0f} s, training "
         f"{train_seconds / 60:.1f} min, evaluation {eval_seconds / 60:.1f} min"
@@ -282,46 +329,67 @@ def report(args, rows: list[dict], diagnostics: dict, losses: list[float], train
         "| iterations per level (mean) | s per pair |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = {"isotropic": "(a) isotropic", "anisotropic": "(b) anisotropic, no resampling",
-             "resampled": "(c) resampled to 1 mm", DIAGNOSTIC: "(b') anisotropic, finest level only",
-             BOTH: "(d) both anisotropic, thick-slice grid"}
+    names = {
+        "isotropic": "(a) isotropic",
+        "anisotropic": "(b) anisotropic, no resampling",
+        "resampled": "(c) resampled to 1 mm",
+        DIAGNOSTIC: "(b') anisotropic, finest level only",
+        BOTH: "(d) both anisotropic, thick-slice grid",
+    }
     for condition in conditions:
         for method in METHODS:
             its = np.asarray(pick(condition, method, "iterations"), dtype=float).mean(0)
-            scores = " | ".join(_ms(pick(condition, method, key))
-                                for key in ("initial_dice", "dice", "dice_1mm_labels", "neg_jac_pct"))
-            lines.append(f"| {names[condition]} | {method} | {scores} | {', '.join(f'{v:.0f}' for v in its)} | "
-                         f"{np.mean(pick(condition, method, 'seconds')):.1f} |")
-    lines += ["", f"Label-resolution ceiling for (b), (c), (b'): each fixed subject's own {t} mm labels against its "
-                  f"1 mm labels (perfect alignment) reach Dice {_ms(diagnostics['ceiling'])}.", "",
-              "Paired differences over the held-out pairs (DIO - intensities, Dice):", ""]
+            scores = " | ".join(
+                _ms(pick(condition, method, key)) for key in ("initial_dice", "dice", "dice_1mm_labels", "neg_jac_pct")
+            )
+            lines.append(
+                f"| {names[condition]} | {method} | {scores} | {', '.join(f'{v:.0f}' for v in its)} | "
+                f"{np.mean(pick(condition, method, 'seconds')):.1f} |"
+            )
+    lines += [
+        "",
+        f"Label-resolution ceiling for (b), (c), (b'): each fixed subject's own {t} mm labels against its "
+        f"1 mm labels (perfect alignment) reach Dice {_ms(diagnostics['ceiling'])}.",
+        "",
+        "Paired differences over the held-out pairs (DIO - intensities, Dice):",
+        "",
+    ]
     gaps = {}
     for condition in conditions:
         dio, base = (np.asarray(pick(condition, m, "dice")) for m in METHODS)
         gaps[condition] = dio - base
-        lines.append(f"- {names[condition]}: {_ms(gaps[condition])} (DIO higher in {int((gaps[condition] > 0).sum())} "
-                     f"of {gaps[condition].size} pairs)")
+        lines.append(
+            f"- {names[condition]}: {_ms(gaps[condition])} (DIO higher in {int((gaps[condition] > 0).sum())} "
+            f"of {gaps[condition].size} pairs)"
+        )
     lines += ["", "Change from (a) to the other conditions, per method (Dice):", ""]
     for method in METHODS:
         iso = np.asarray(pick("isotropic", method, "dice"))
         parts = [f"{names[c]} {_ms(np.asarray(pick(c, method, 'dice')) - iso)}" for c in conditions[1:] if c != BOTH]
         lines.append(f"- {method}: " + "; ".join(parts))
-    lines += ["", "Feature mismatch caused by the thick slices (held-out moving subjects): relative mean squared "
-                  "difference between the features of the thick-slice image, read at the 1 mm image's level grid "
-                  "through the world geometry, and the features of the 1 mm original; the same for the image "
-                  "resampled to 1 mm:", "",
-              "| method | " + " | ".join(f"scale {s}: thick slices | scale {s}: resampled" for s in SCALES) + " |",
-              "|---|" + "---|---|" * len(SCALES)]
+    lines += [
+        "",
+        "Feature mismatch caused by the thick slices (held-out moving subjects): relative mean squared "
+        "difference between the features of the thick-slice image, read at the 1 mm image's level grid "
+        "through the world geometry, and the features of the 1 mm original; the same for the image "
+        "resampled to 1 mm:",
+        "",
+        "| method | " + " | ".join(f"scale {s}: thick slices | scale {s}: resampled" for s in SCALES) + " |",
+        "|---|" + "---|---|" * len(SCALES),
+    ]
     for method in METHODS:
         m = diagnostics["mismatch"][method]
-        cells = " | ".join(f"{np.mean(m['anisotropic'][k]):.3f} | {np.mean(m['resampled'][k]):.3f}"
-                           for k in range(len(SCALES)))
+        cells = " | ".join(
+            f"{np.mean(m['anisotropic'][k]):.3f} | {np.mean(m['resampled'][k]):.3f}" for k in range(len(SCALES))
+        )
         lines.append(f"| {method} | {cells} |")
     a, b, c = (float(gaps[k].mean()) for k in CONDITIONS)
-    lines += ["", f"Summary: DIO's Dice advantage over intensities is {a:+.3f} isotropic, {b:+.3f} anisotropic without "
-                  f"resampling and {c:+.3f} after resampling to 1 mm"
-                  + (f"; {float(gaps[BOTH].mean()):+.3f} when both images have the thick slices." if BOTH in gaps
-                     else ".")]
+    lines += [
+        "",
+        f"Summary: DIO's Dice advantage over intensities is {a:+.3f} isotropic, {b:+.3f} anisotropic without "
+        f"resampling and {c:+.3f} after resampling to 1 mm"
+        + (f"; {float(gaps[BOTH].mean()):+.3f} when both images have the thick slices." if BOTH in gaps else "."),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -340,12 +408,19 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 16, 16])
     parser.add_argument("--feature_channels", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
-                             "threads slower; raise it on an idle multi-core machine; 0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
+        "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--skip_diagnostic", action="store_true",
-                        help="skip the diagnostic condition (b'): anisotropic with the finest level only")
+    parser.add_argument(
+        "--skip_diagnostic",
+        action="store_true",
+        help="skip the diagnostic condition (b'): anisotropic with the finest level only",
+    )
     parser.add_argument("--json", help="also save every per-pair result here")
     parser.add_argument("--save_net", help="save the trained feature network's state dict here")
     parser.add_argument("--load_net", help="skip training: load this state dict (from --save_net, same settings)")
@@ -366,8 +441,9 @@ def main() -> None:
     print(f"machine: {describe_machine(device)}; data {setup_seconds:.1f} s", file=sys.stderr)
 
     if args.load_net:
-        net = build_feature_network("unet", spatial_dims=3, feature_channels=args.feature_channels,
-                                    channels=tuple(args.channels), scales=SCALES).to(device)
+        net = build_feature_network(
+            "unet", spatial_dims=3, feature_channels=args.feature_channels, channels=tuple(args.channels), scales=SCALES
+        ).to(device)
         net.load_state_dict(torch.load(args.load_net, map_location=device))
         net, losses, train_seconds = net.eval(), [], 0.0
     else:
@@ -388,9 +464,17 @@ def main() -> None:
         from monai_ext.io.atomic import atomic_write_path
 
         with atomic_write_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "losses": losses,
-                                             "rows": rows,
-                                             "diagnostics": diagnostics}, indent=1))
+            Path(tmp).write_text(
+                json.dumps(
+                    {
+                        "args": {k: v for k, v in vars(args).items()},
+                        "losses": losses,
+                        "rows": rows,
+                        "diagnostics": diagnostics,
+                    },
+                    indent=1,
+                )
+            )
     if args.write:
         write_readme_section(SECTION, text)
 

@@ -170,9 +170,16 @@ def run_memory_case(size: int, channels: int, iterations: tuple[int, ...], backw
         base = current if resettable else peak_rss_bytes(False)
     forward_s, backward_s, kept = _forward_backward(ff, fm, iterations, backward, device)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else peak_rss_bytes(resettable)) - base
-    return {"memory_measure": "cuda" if device.type == "cuda" else ("vmhwm" if resettable else "ru_maxrss"),
-            "backward": backward, "iterations": list(iterations), "total": sum(iterations), "forward_s": forward_s,
-            "backward_s": backward_s, "peak_mib": peak / 2**20, "graph_mib": kept / 2**20}
+    return {
+        "memory_measure": "cuda" if device.type == "cuda" else ("vmhwm" if resettable else "ru_maxrss"),
+        "backward": backward,
+        "iterations": list(iterations),
+        "total": sum(iterations),
+        "forward_s": forward_s,
+        "backward_s": backward_s,
+        "peak_mib": peak / 2**20,
+        "graph_mib": kept / 2**20,
+    }
 
 
 def time_transforms(
@@ -196,8 +203,9 @@ def time_transforms(
                 synchronize(device)
                 per_level.append((time.perf_counter() - start) / count)
             schedule = sum(n * t for n, t in zip(base_iterations, per_level))
-            rows.append({"transform": transform, "optimizer": optimizer, "per_level_s": per_level,
-                         "schedule_s": schedule})
+            rows.append(
+                {"transform": transform, "optimizer": optimizer, "per_level_s": per_level, "schedule_s": schedule}
+            )
             print(f"{transform}/{optimizer}: {[f'{t * 1e3:.1f} ms' for t in per_level]}", file=sys.stderr)
     return rows
 
@@ -241,15 +249,19 @@ def _report(args, results: list[dict], timings: list[dict], device: torch.device
     if device.type == "cuda":
         memory_kind = "peak GPU memory allocated (torch.cuda.max_memory_allocated) above the features"
     elif measures == {"vmhwm"}:
-        memory_kind = ("peak resident set size (VmHWM, reset through /proc/self/clear_refs once the features exist) "
-                       "minus the resident set size at that moment, glibc's mmap threshold fixed at 128 KiB so that "
-                       "freed tensors leave the resident set")
+        memory_kind = (
+            "peak resident set size (VmHWM, reset through /proc/self/clear_refs once the features exist) "
+            "minus the resident set size at that moment, glibc's mmap threshold fixed at 128 KiB so that "
+            "freed tensors leave the resident set"
+        )
     else:
         memory_kind = "rise of the process's peak resident set size (ru_maxrss) above its value once the features exist"
-    command = (f"python bench/bench_dio_solver.py --size {size} --channels {channels} --base_iterations "
-               f"{' '.join(map(str, args.base_iterations))} --factors {' '.join(f'{f:g}' for f in args.factors)} "
-               f"--unrolled_max_total {args.unrolled_max_total} --timing_iterations {args.timing_iterations} "
-               f"--threads {args.threads} --device {device.type} --write")
+    command = (
+        f"python bench/bench_dio_solver.py --size {size} --channels {channels} --base_iterations "
+        f"{' '.join(map(str, args.base_iterations))} --factors {' '.join(f'{f:g}' for f in args.factors)} "
+        f"--unrolled_max_total {args.unrolled_max_total} --timing_iterations {args.timing_iterations} "
+        f"--threads {args.threads} --device {device.type} --write"
+    )
     lines = [
         SECTION,
         "",
@@ -260,19 +272,24 @@ def _report(args, results: list[dict], timings: list[dict], device: torch.device
         "warped by a smooth random displacement; batch 1, float32; free-form transform, SGD, MSE, no early "
         "stopping. One forward (the solver) and one backward (a fixed random linear loss on every level's "
         "displacement, back to all six feature levels) per configuration, each in a fresh process after a "
-        f"warm-up on an 8^3 pyramid. Memory: {memory_kind}; \"graph kept\": bytes of the tensors the autograd "
+        f'warm-up on an 8^3 pyramid. Memory: {memory_kind}; "graph kept": bytes of the tensors the autograd '
         "graph holds for the backward pass when the solver returns (input features not counted). "
         f"Machine: {describe_machine(device)}; code at commit {args.commit}."
-        + (" The two cores were shared with other jobs while this ran, so the times are indicative only."
-           if device.type == "cpu" else ""),
+        + (
+            " The two cores were shared with other jobs while this ran, so the times are indicative only."
+            if device.type == "cpu"
+            else ""
+        ),
         "",
         "| backward | iterations per level | total | forward (s) | backward (s) | peak memory (MiB) "
         "| graph kept (MiB) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['backward']} | {', '.join(map(str, r['iterations']))} | {r['total']} | "
-                     f"{r['forward_s']:.2f} | {r['backward_s']:.2f} | {r['peak_mib']:.0f} | {r['graph_mib']:.1f} |")
+        lines.append(
+            f"| {r['backward']} | {', '.join(map(str, r['iterations']))} | {r['total']} | "
+            f"{r['forward_s']:.2f} | {r['backward_s']:.2f} | {r['peak_mib']:.0f} | {r['graph_mib']:.1f} |"
+        )
     jfb = [r for r in results if r["backward"] == "jacobian_free"]
     unr = [r for r in results if r["backward"] == "unrolled"]
     lines.append("")
@@ -280,16 +297,20 @@ def _report(args, results: list[dict], timings: list[dict], device: torch.device
         peak = [r["peak_mib"] for r in jfb]
         kept = [r["graph_mib"] for r in jfb]
         back = [r["backward_s"] for r in jfb]
-        lines.append(f"- Jacobian-free: peak memory {min(peak):.0f} - {max(peak):.0f} MiB from {jfb[0]['total']} to "
-                     f"{jfb[-1]['total']} iterations; graph kept {min(kept):.1f} - {max(kept):.1f} MiB; backward "
-                     f"{min(back):.2f} - {max(back):.2f} s.")
+        lines.append(
+            f"- Jacobian-free: peak memory {min(peak):.0f} - {max(peak):.0f} MiB from {jfb[0]['total']} to "
+            f"{jfb[-1]['total']} iterations; graph kept {min(kept):.1f} - {max(kept):.1f} MiB; backward "
+            f"{min(back):.2f} - {max(back):.2f} s."
+        )
     if len(unr) > 1:
         slope = (unr[-1]["graph_mib"] - unr[0]["graph_mib"]) / max(unr[-1]["total"] - unr[0]["total"], 1)
-        lines.append(f"- Unrolled: peak memory {unr[0]['peak_mib']:.0f} MiB at {unr[0]['total']} iterations, "
-                     f"{unr[-1]['peak_mib']:.0f} MiB at {unr[-1]['total']}; the graph grows by about {slope:.1f} MiB "
-                     f"per iteration of this schedule (4:2:1 iterations per level); backward "
-                     f"{unr[0]['backward_s']:.2f} s -> {unr[-1]['backward_s']:.2f} s. Totals above "
-                     f"{args.unrolled_max_total} were not run unrolled.")
+        lines.append(
+            f"- Unrolled: peak memory {unr[0]['peak_mib']:.0f} MiB at {unr[0]['total']} iterations, "
+            f"{unr[-1]['peak_mib']:.0f} MiB at {unr[-1]['total']}; the graph grows by about {slope:.1f} MiB "
+            f"per iteration of this schedule (4:2:1 iterations per level); backward "
+            f"{unr[0]['backward_s']:.2f} s -> {unr[-1]['backward_s']:.2f} s. Totals above "
+            f"{args.unrolled_max_total} were not run unrolled."
+        )
     lines += ["", f"The plot `bench/{Path(args.plot).name}` shows both curves."]
     if not timings:
         return "\n".join(lines) + "\n"
@@ -297,11 +318,12 @@ def _report(args, results: list[dict], timings: list[dict], device: torch.device
         "",
         f"Time per iteration of each transform model and optimiser, forward only (no autograd graph kept), one "
         f"single-level solver per pyramid level ({args.timing_iterations} timed iterations at the finest level, "
-        f"more at the coarser ones, after one warm-up iteration); \"schedule\" is the time of the "
+        f'more at the coarser ones, after one warm-up iteration); "schedule" is the time of the '
         f"{', '.join(map(str, args.base_iterations))} schedule derived from them (no early stopping, as in §4.6's "
         "Table 3: about 1.5 s per pair at 160x192x224 on one NVIDIA A6000, A.3).",
         "",
-        "| transform | optimiser | " + " | ".join(f"ms/iteration at {math.ceil(size / s)}^3" for s in SCALES)
+        "| transform | optimiser | "
+        + " | ".join(f"ms/iteration at {math.ceil(size / s)}^3" for s in SCALES)
         + " | schedule (s) |",
         "|---|---|" + "---|" * len(SCALES) + "---|",
     ]
@@ -317,15 +339,21 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=16, help="feature channels per level")
     parser.add_argument("--base_iterations", type=int, nargs="+", default=[200, 100, 50])
     parser.add_argument("--factors", type=float, nargs="+", default=[0.02, 0.1, 0.2, 0.5, 1.0])
-    parser.add_argument("--backwards", nargs="+", default=["jacobian_free", "unrolled"],
-                        choices=["jacobian_free", "ift", "unrolled"])
-    parser.add_argument("--unrolled_max_total", type=int, default=175,
-                        help="largest total iteration count run unrolled")
+    parser.add_argument(
+        "--backwards", nargs="+", default=["jacobian_free", "unrolled"], choices=["jacobian_free", "ift", "unrolled"]
+    )
+    parser.add_argument(
+        "--unrolled_max_total", type=int, default=175, help="largest total iteration count run unrolled"
+    )
     parser.add_argument("--timing_iterations", type=int, default=5, help="timed iterations at the finest level")
     parser.add_argument("--skip_transforms", action="store_true", help="skip the transform x optimiser timing")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
-                             "threads slower; raise it on an idle multi-core machine; 0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
+        "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--plot", default=str(ROOT / "bench" / "dio_solver_memory.png"))
     parser.add_argument("--write", action="store_true", help="put the results into bench/README.md")
@@ -350,8 +378,20 @@ def main() -> None:
             if backward == "unrolled" and sum(iterations) > args.unrolled_max_total:
                 continue
             spec = json.dumps({"iterations": iterations, "backward": backward})
-            command = [sys.executable, __file__, "--case", spec, "--size", str(args.size),
-                       "--channels", str(args.channels), "--threads", str(args.threads), "--device", args.device]
+            command = [
+                sys.executable,
+                __file__,
+                "--case",
+                spec,
+                "--size",
+                str(args.size),
+                "--channels",
+                str(args.channels),
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+            ]
             # large blocks straight from mmap, so freed memory leaves the resident set at once and the
             # resident set follows the live tensors (glibc's adaptive threshold would keep it on the heap)
             env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
@@ -360,8 +400,11 @@ def main() -> None:
             print(f"{backward} {iterations}: {result}", file=sys.stderr)
             results.append(result)
     _plot(results, Path(args.plot), f"DIO solver, {args.channels} channels, {args.size}^3, {describe_machine(device)}")
-    timings = [] if args.skip_transforms else time_transforms(
-        args.size, args.channels, args.timing_iterations, args.base_iterations, device)
+    timings = (
+        []
+        if args.skip_transforms
+        else time_transforms(args.size, args.channels, args.timing_iterations, args.base_iterations, device)
+    )
     text = _report(args, results, timings, device)
     print(text)
     if args.write:

@@ -132,8 +132,14 @@ def run_case(case: str, size: tuple[int, ...], repeats: int, device: torch.devic
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"case": case, "value": value, "first_s": first, "median_s": statistics.median(times),
-            "min_s": min(times), "peak_mib": peak / 2**20}
+    return {
+        "case": case,
+        "value": value,
+        "first_s": first,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "peak_mib": peak / 2**20,
+    }
 
 
 def _table(results: list[dict], size: tuple[int, ...], repeats: int, device: torch.device) -> str:
@@ -154,8 +160,12 @@ def _table(results: list[dict], size: tuple[int, ...], repeats: int, device: tor
     for r in results:
         lines.append(f"| {CASES[r['case']]} | {r['value']:.6f} | {r['median_s']:.2f} | {r['peak_mib']:.0f} |")
     lines.append("")
-    for ours, theirs in (("lncc_ours", "lncc_icon"), ("lncc_ours", "lncc_monai21"), ("lncc_ours", "lncc_monai15"),
-                         ("gradicon_ours", "gradicon_icon")):
+    for ours, theirs in (
+        ("lncc_ours", "lncc_icon"),
+        ("lncc_ours", "lncc_monai21"),
+        ("lncc_ours", "lncc_monai15"),
+        ("gradicon_ours", "gradicon_icon"),
+    ):
         if ours in by_case and theirs in by_case:
             a, b = by_case[ours], by_case[theirs]
             lines.append(
@@ -181,8 +191,18 @@ def main() -> None:
         return
     results = []
     for case in args.cases:
-        command = [sys.executable, __file__, "--case", case, "--size", *map(str, size),
-                   "--repeats", str(args.repeats), "--device", args.device]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--size",
+            *map(str, size),
+            "--repeats",
+            str(args.repeats),
+            "--device",
+            args.device,
+        ]
         out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
         result = json.loads(out.strip().splitlines()[-1])
         print(f"{case}: {result}", file=sys.stderr)

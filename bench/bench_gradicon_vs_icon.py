@@ -58,9 +58,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ignite.engine import Events
 from machine import describe_machine, synchronize
 from readme_section import write_readme_section
-from ignite.engine import Events
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # data_prep lives next to monai_ext in the repository root
@@ -131,8 +131,10 @@ class _PairBatches:
 
     def __iter__(self):
         for moving, fixed in self.batches:
-            yield {"moving_image": self.images[torch.from_numpy(moving)],
-                   "fixed_image": self.images[torch.from_numpy(fixed)]}
+            yield {
+                "moving_image": self.images[torch.from_numpy(moving)],
+                "fixed_image": self.images[torch.from_numpy(fixed)],
+            }
 
 
 @torch.no_grad()
@@ -181,8 +183,16 @@ def train_run(
         decollate=False,
     )
     moving, fixed = (t.to(device) for t in test_pairs)
-    log = {"regularizer": regularizer, "lambda": weight, "iterations": [], "dissimilarity": [], "folds": [],
-           "train_similarity": [], "train_regularization": [], "eval_s": 0.0}
+    log = {
+        "regularizer": regularizer,
+        "lambda": weight,
+        "iterations": [],
+        "dissimilarity": [],
+        "folds": [],
+        "train_similarity": [],
+        "train_regularization": [],
+        "eval_s": 0.0,
+    }
 
     def record(engine) -> None:
         synchronize(device)
@@ -245,12 +255,15 @@ def match_fold_rate(runs: list[dict], which: str = "final") -> dict:
     """
     by_reg = {name: [r for r in runs if r["regularizer"] == name] for name in REGULARIZERS}
     folds = f"{which}_folds"
-    pairs = [(abs(_fold_axis(g[folds]) - _fold_axis(i[folds])), g, i)
-             for g in by_reg["GradICON"] for i in by_reg["ICON"]]
+    pairs = [
+        (abs(_fold_axis(g[folds]) - _fold_axis(i[folds])), g, i) for g in by_reg["GradICON"] for i in by_reg["ICON"]
+    ]
     _, best_g, best_i = min(pairs, key=lambda p: p[0])
     result = {"pair": (best_g, best_i), "common": None}
-    ranges = {name: (min(_fold_axis(r[folds]) for r in rs), max(_fold_axis(r[folds]) for r in rs))
-              for name, rs in by_reg.items()}
+    ranges = {
+        name: (min(_fold_axis(r[folds]) for r in rs), max(_fold_axis(r[folds]) for r in rs))
+        for name, rs in by_reg.items()
+    }
     low = max(r[0] for r in ranges.values())
     high = min(r[1] for r in ranges.values())
     if low <= high:
@@ -276,8 +289,10 @@ def _curve_table(pair: tuple[dict, dict]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for k, it in enumerate(g["iterations"]):
-        lines.append(f"| {it} | {g['dissimilarity'][k]:.4f} | {i['dissimilarity'][k]:.4f} | "
-                     f"{g['folds'][k]:.3f} | {i['folds'][k]:.3f} |")
+        lines.append(
+            f"| {it} | {g['dissimilarity'][k]:.4f} | {i['dissimilarity'][k]:.4f} | "
+            f"{g['folds'][k]:.3f} | {i['folds'][k]:.3f} |"
+        )
     return lines
 
 
@@ -287,16 +302,24 @@ def _comparison(match: dict, which: str) -> str:
     if common is None:
         return f"{label}: the two sweeps' fold rates do not overlap, so no common fold rate can be interpolated."
     difference = common["GradICON"] - common["ICON"]
-    return (f"{label}: at a common fold rate of {common['folds']:.3f} % (middle of the overlap "
-            f"{common['range'][0]:.3f} - {common['range'][1]:.3f} %) the interpolated held-out 1-LNCC is GradICON "
-            f"{common['GradICON']:.4f}, ICON {common['ICON']:.4f} (GradICON - ICON = {difference:+.4f}).")
+    return (
+        f"{label}: at a common fold rate of {common['folds']:.3f} % (middle of the overlap "
+        f"{common['range'][0]:.3f} - {common['range'][1]:.3f} %) the interpolated held-out 1-LNCC is GradICON "
+        f"{common['GradICON']:.4f}, ICON {common['ICON']:.4f} (GradICON - ICON = {difference:+.4f})."
+    )
 
 
 def _matched_pairs(runs: list[dict]) -> list[tuple[dict, dict]]:
     """(GradICON, ICON) run pairs whose final fold rates differ by less than ``MATCH_RATIO`` (in ``% + FOLD_EPS``)."""
     limit = math.log10(MATCH_RATIO)
-    return [(g, i) for g in runs if g["regularizer"] == "GradICON" for i in runs if i["regularizer"] == "ICON"
-            if abs(_fold_axis(g["final_folds"]) - _fold_axis(i["final_folds"])) < limit]
+    return [
+        (g, i)
+        for g in runs
+        if g["regularizer"] == "GradICON"
+        for i in runs
+        if i["regularizer"] == "ICON"
+        if abs(_fold_axis(g["final_folds"]) - _fold_axis(i["final_folds"])) < limit
+    ]
 
 
 def _verdict(differences: list[float], noise: float) -> str:
@@ -308,40 +331,57 @@ def _verdict(differences: list[float], noise: float) -> str:
         if low >= 2.0:
             strength = "every gap at least twice the noise level: the §5.4 claim holds in this run"
         elif high >= 1.0:
-            strength = ("gaps of about the noise level, not clearly above it: consistent with §5.4, but one short "
-                        "run with one seed is suggestive rather than conclusive")
+            strength = (
+                "gaps of about the noise level, not clearly above it: consistent with §5.4, but one short "
+                "run with one seed is suggestive rather than conclusive"
+            )
         else:
             strength = "but every gap is below the noise level: this short run does not establish the §5.4 claim"
-        return (f"GradICON reaches a lower held-out dissimilarity than ICON at matched fold rates in every "
-                f"comparison above ({listed}; {low:.1f} - {high:.1f} x the noise level), {strength}.")
+        return (
+            f"GradICON reaches a lower held-out dissimilarity than ICON at matched fold rates in every "
+            f"comparison above ({listed}; {low:.1f} - {high:.1f} x the noise level), {strength}."
+        )
     if all(d > 0 for d in differences):
-        return (f"ICON, not GradICON, reaches the lower held-out dissimilarity at matched fold rates in every "
-                f"comparison above ({listed}): this short run does not reproduce §5.4.")
-    return (f"No consistent winner: the GradICON - ICON differences at matched fold rates have both signs "
-            f"({listed}); this short run does not reproduce §5.4.")
+        return (
+            f"ICON, not GradICON, reaches the lower held-out dissimilarity at matched fold rates in every "
+            f"comparison above ({listed}): this short run does not reproduce §5.4."
+        )
+    return (
+        f"No consistent winner: the GradICON - ICON differences at matched fold rates have both signs "
+        f"({listed}); this short run does not reproduce §5.4."
+    )
 
 
 def report(runs: list[dict], args: argparse.Namespace, device: torch.device, meta: dict) -> str:
     """Markdown section: command, setup, machine, table, matched comparisons, verdict, curves as a text table."""
     match = match_fold_rate(runs, "final")
     g, i = match["pair"]
-    command = (f"python bench/bench_gradicon_vs_icon.py --device {device.type} --network {args.network} "
-               f"--size {args.size} --deform {args.deform:g} --iterations {args.iterations} "
-               f"--batch_size {args.batch_size} --lr {args.lr:g} --sigma {args.sigma:g} "
-               f"--gradicon_lambdas {' '.join(f'{w:g}' for w in args.gradicon_lambdas)} "
-               f"--icon_lambdas {' '.join(f'{w:g}' for w in args.icon_lambdas)} --eval_every {args.eval_every} "
-               f"--seed {args.seed}{' --separate_directions' if args.separate_directions else ''} --write")
-    network = {"twostep": "TS{Down{TallUNet2}, TallUNet2} (two resolutions)",
-               "stage1": "GradICON Stage1 TS{Down{TS{Down{TallUNet2}, TallUNet2}}, TallUNet2}",
-               "tallunet": "one TallUNet2 (ICON's tallUNet2 atom, five levels)"}[args.network]
+    command = (
+        f"python bench/bench_gradicon_vs_icon.py --device {device.type} --network {args.network} "
+        f"--size {args.size} --deform {args.deform:g} --iterations {args.iterations} "
+        f"--batch_size {args.batch_size} --lr {args.lr:g} --sigma {args.sigma:g} "
+        f"--gradicon_lambdas {' '.join(f'{w:g}' for w in args.gradicon_lambdas)} "
+        f"--icon_lambdas {' '.join(f'{w:g}' for w in args.icon_lambdas)} --eval_every {args.eval_every} "
+        f"--seed {args.seed}{' --separate_directions' if args.separate_directions else ''} --write"
+    )
+    network = {
+        "twostep": "TS{Down{TallUNet2}, TallUNet2} (two resolutions)",
+        "stage1": "GradICON Stage1 TS{Down{TS{Down{TallUNet2}, TallUNet2}}, TallUNet2}",
+        "tallunet": "one TallUNet2 (ICON's tallUNet2 atom, five levels)",
+    }[args.network]
     params = sum(p.numel() for p in build_network(args.network).parameters())
-    directions = ("one network call per direction" if args.separate_directions
-                  else "both directions in one network call, `batch_directions=True`")
+    directions = (
+        "one network call per direction"
+        if args.separate_directions
+        else "both directions in one network call, `batch_directions=True`"
+    )
     noise = float(np.mean([r["noise"] for r in runs]))
     load = ""
     if meta.get("load_start") is not None and meta.get("load_end") is not None:
-        load = (f" The 1-minute load average was {meta['load_start']:.1f} at the start and {meta['load_end']:.1f} at "
-                f"the end (other jobs shared the cores), so the times are indicative only.")
+        load = (
+            f" The 1-minute load average was {meta['load_start']:.1f} at the start and {meta['load_end']:.1f} at "
+            f"the end (other jobs shared the cores), so the times are indicative only."
+        )
     lines = [
         SECTION,
         "",
@@ -354,7 +394,7 @@ def report(runs: list[dict], args: argparse.Namespace, device: torch.device, met
         f"Network: {network}, {params / 1e6:.1f} M parameters, the same initial weights for every run. "
         f"Loss: GradICON Eq. 13, symmetric 1 - LNCC (Gaussian window, sigma {args.sigma:g} pixels) + lambda x "
         f"`GradICONLoss` or `ICONLoss` (dense sample points; {directions}), trained by `GradientSurgeryTrainer("
-        f"surgery=\"weighted_sum\", fuse_weighted_sum=True)`, Adam lr {args.lr:g}, {args.iterations} iterations. "
+        f'surgery="weighted_sum", fuse_weighted_sum=True)`, Adam lr {args.lr:g}, {args.iterations} iterations. '
         f"Every {args.eval_every} iterations the held-out pairs are registered (eval mode, moving -> fixed): "
         f"1 - LNCC (same sigma) and % of pixels with det J < 0 (central differences). For scale: 1 - LNCC is "
         f"{runs[0]['dissimilarity'][0]:.4f} before training (identity) and {meta['perfect_dissimilarity']:.4f} for "
@@ -369,9 +409,11 @@ def report(runs: list[dict], args: argparse.Namespace, device: torch.device, met
         "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        lines.append(f"| {r['regularizer']} | {r['lambda']:g} | {r['final_dissimilarity']:.4f} | "
-                     f"{r['final_folds']:.3f} | {r['tail_dissimilarity']:.4f} | {r['tail_folds']:.3f} | "
-                     f"{r['train_s']:.0f} |")
+        lines.append(
+            f"| {r['regularizer']} | {r['lambda']:g} | {r['final_dissimilarity']:.4f} | "
+            f"{r['final_folds']:.3f} | {r['tail_dissimilarity']:.4f} | {r['tail_folds']:.3f} | "
+            f"{r['train_s']:.0f} |"
+        )
     differences = []
     lines += ["", "Comparisons at matched fold rates (GradICON - ICON < 0: GradICON aligns better):", ""]
     pairs = _matched_pairs(runs)
@@ -383,29 +425,42 @@ def report(runs: list[dict], args: argparse.Namespace, device: torch.device, met
         difference = pg["final_dissimilarity"] - pi["final_dissimilarity"]
         differences.append(difference)
         below = sum(a < b for a, b in zip(pg["dissimilarity"][1:], pi["dissimilarity"][1:]))
-        lines.append(f"- {heading}: {_run_name(pg)} ({pg['final_folds']:.3f} %) vs "
-                     f"{_run_name(pi)} ({pi['final_folds']:.3f} %): final 1-LNCC {pg['final_dissimilarity']:.4f} vs "
-                     f"{pi['final_dissimilarity']:.4f} ({difference:+.4f}); GradICON's curve is below ICON's at "
-                     f"{below} of {len(pg['dissimilarity']) - 1} evaluations"
-                     + (" (both fold-free: the fold rate does not tell their regularity apart)."
-                        if pg["final_folds"] == 0 and pi["final_folds"] == 0 else "."))
+        lines.append(
+            f"- {heading}: {_run_name(pg)} ({pg['final_folds']:.3f} %) vs "
+            f"{_run_name(pi)} ({pi['final_folds']:.3f} %): final 1-LNCC {pg['final_dissimilarity']:.4f} vs "
+            f"{pi['final_dissimilarity']:.4f} ({difference:+.4f}); GradICON's curve is below ICON's at "
+            f"{below} of {len(pg['dissimilarity']) - 1} evaluations"
+            + (
+                " (both fold-free: the fold rate does not tell their regularity apart)."
+                if pg["final_folds"] == 0 and pi["final_folds"] == 0
+                else "."
+            )
+        )
     for which in ("final", "tail"):
         common = match_fold_rate(runs, which)["common"]
         if common is not None:
             differences.append(common["GradICON"] - common["ICON"])
         lines.append(f"- Interpolated, {_comparison(match_fold_rate(runs, which), which)}")
-    lines.append(f"- Noise level: over the last {NOISE_POINTS} evaluations the held-out 1-LNCC scatters by "
-                 f"{noise:.4f} (root mean square about a straight line, mean over runs).")
+    lines.append(
+        f"- Noise level: over the last {NOISE_POINTS} evaluations the held-out 1-LNCC scatters by "
+        f"{noise:.4f} (root mean square about a straight line, mean over runs)."
+    )
     folds = [r["final_folds"] for r in runs]
-    lines += ["", f"Verdict: {_verdict(differences, noise)}", "",
-              f"Caveats: {args.iterations} iterations of batch {args.batch_size} with one seed (the paper trains "
-              f"50,000 iterations per stage), a small network on {args.size}x{args.size} slices, and final fold rates "
-              f"up to {max(folds):.3f} %, far above the paper's (about 0.001 % or less): the lambdas were lowered "
-              "until both regularisers fold at all in so short a training, since runs with zero folds cannot be "
-              "matched by their fold rate. Slices of 3-D subjects also differ by through-plane anatomy that no 2-D "
-              "deformation can align.", "",
-              f"Held-out curves of the closest pair by final fold rate, {_run_name(g)} and {_run_name(i)} (the plot "
-              "`bench/gradicon_vs_icon.png` shows every run, and the final trade-off):", ""]
+    lines += [
+        "",
+        f"Verdict: {_verdict(differences, noise)}",
+        "",
+        f"Caveats: {args.iterations} iterations of batch {args.batch_size} with one seed (the paper trains "
+        f"50,000 iterations per stage), a small network on {args.size}x{args.size} slices, and final fold rates "
+        f"up to {max(folds):.3f} %, far above the paper's (about 0.001 % or less): the lambdas were lowered "
+        "until both regularisers fold at all in so short a training, since runs with zero folds cannot be "
+        "matched by their fold rate. Slices of 3-D subjects also differ by through-plane anatomy that no 2-D "
+        "deformation can align.",
+        "",
+        f"Held-out curves of the closest pair by final fold rate, {_run_name(g)} and {_run_name(i)} (the plot "
+        "`bench/gradicon_vs_icon.png` shows every run, and the final trade-off):",
+        "",
+    ]
     lines += _curve_table((g, i))
     return "\n".join(lines) + "\n"
 
@@ -428,10 +483,14 @@ def plot(runs: list[dict], path: Path) -> None:
             style = "-" if name == "GradICON" else "--"
             axes[0].plot(r["iterations"], r["dissimilarity"], style, color=colour, lw=width, label=_run_name(r))
             axes[1].plot(r["iterations"], r["folds"], style, color=colour, lw=width)
-            axes[2].plot(r["final_folds"], r["final_dissimilarity"], "o" if name == "GradICON" else "s",
-                         color=colour)
-            axes[2].annotate(f"{r['lambda']:g}", (r["final_folds"], r["final_dissimilarity"]), fontsize=7,
-                             textcoords="offset points", xytext=(3, 3))
+            axes[2].plot(r["final_folds"], r["final_dissimilarity"], "o" if name == "GradICON" else "s", color=colour)
+            axes[2].annotate(
+                f"{r['lambda']:g}",
+                (r["final_folds"], r["final_dissimilarity"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
     axes[0].set(xlabel="iteration", ylabel="held-out 1 - LNCC", title="dissimilarity (matched pair bold)")
     axes[1].set(xlabel="iteration", ylabel="% pixels det J < 0", title="folds")
     axes[1].set_yscale("symlog", linthresh=0.01)
@@ -456,8 +515,9 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[dict], dict]:
     meta = {"load_start": _load_average()}
     wall = time.perf_counter()
     train_images = make_slices(range(args.num_train), args.size, args.slice, args.deform, args.seed)
-    test_images = make_slices(range(args.num_train, args.num_train + args.num_test), args.size, args.slice,
-                              args.deform, args.seed)
+    test_images = make_slices(
+        range(args.num_train, args.num_train + args.num_test), args.size, args.slice, args.deform, args.seed
+    )
     order = torch.arange(args.num_test)
     test_pairs = (test_images[order], test_images[(order + 1) % args.num_test])  # (moving, fixed)
     batches = make_batches(args.num_train, args.iterations, args.batch_size, args.seed)
@@ -472,9 +532,13 @@ def run_benchmark(args: argparse.Namespace) -> tuple[list[dict], dict]:
     for name, weights in (("GradICON", args.gradicon_lambdas), ("ICON", args.icon_lambdas)):
         for weight in weights:
             run = train_run(name, weight, initial_state, args, train_images, batches, test_pairs, device)
-            print(f"{_run_name(run)}: final 1-LNCC {run['final_dissimilarity']:.4f}, % folds "
-                  f"{run['final_folds']:.3f}, train {run['train_s']:.0f} s; curve "
-                  + " ".join(f"{d:.3f}" for d in run["dissimilarity"]), file=sys.stderr, flush=True)
+            print(
+                f"{_run_name(run)}: final 1-LNCC {run['final_dissimilarity']:.4f}, % folds "
+                f"{run['final_folds']:.3f}, train {run['train_s']:.0f} s; curve "
+                + " ".join(f"{d:.3f}" for d in run["dissimilarity"]),
+                file=sys.stderr,
+                flush=True,
+            )
             runs.append(run)
     meta["wall_s"] = time.perf_counter() - wall
     meta["load_end"] = _load_average()
@@ -497,14 +561,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sigma", type=float, default=2.0, help="LNCC Gaussian std in pixels")
     parser.add_argument("--gradicon_lambdas", type=float, nargs="+", default=[0.0625, 0.25, 1.0])
     parser.add_argument("--icon_lambdas", type=float, nargs="+", default=[25.0, 100.0, 400.0])
-    parser.add_argument("--separate_directions", action="store_true",
-                        help="one network call per direction (ICON's way) instead of both directions as one batch")
+    parser.add_argument(
+        "--separate_directions",
+        action="store_true",
+        help="one network call per direction (ICON's way) instead of both directions as one batch",
+    )
     parser.add_argument("--eval_every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=str(ROOT / "bench" / "gradicon_vs_icon.png"))
     parser.add_argument("--json", default=None, help="also save every curve to this JSON file")
-    parser.add_argument("--report_from", default=None,
-                        help="no training: rebuild the report (and plot / README section) from a saved --json file")
+    parser.add_argument(
+        "--report_from",
+        default=None,
+        help="no training: rebuild the report (and plot / README section) from a saved --json file",
+    )
     parser.add_argument("--write", action="store_true", help="put the results into bench/README.md")
     args = parser.parse_args(argv)
     if args.report_from:

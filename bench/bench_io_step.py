@@ -34,8 +34,14 @@ MODES = {
 def time_mode(net, pair, steps: int, surgery: str, fused: bool, device: torch.device) -> float:
     objective = InverseConsistentObjective(LNCCLoss(5.0), GradICONLoss(sampling="sparse"))
     inferer = InstanceOptimizationInferer(
-        objective, steps=steps, optimizer="amsgrad", learning_rate=2e-5, weight_decay=1e-3,
-        surgery=GradientSurgery.from_mode(surgery, weight=1.5), progress=False, fuse_weighted_sum=fused,
+        objective,
+        steps=steps,
+        optimizer="amsgrad",
+        learning_rate=2e-5,
+        weight_decay=1e-3,
+        surgery=GradientSurgery.from_mode(surgery, weight=1.5),
+        progress=False,
+        fuse_weighted_sum=fused,
     )
     inferer(pair, net)  # warm-up (and first-call allocations)
     if device.type == "cuda":

@@ -89,8 +89,18 @@ def lumir(
     """
     from data_prep.lumir import prepare_lumir
 
-    return str(prepare_lumir(root, out, num_pairs=num_pairs, seed=seed, absolute_paths=absolute_paths,
-                             check_data=check_data, num_workers=num_workers, dataset_json=dataset_json))
+    return str(
+        prepare_lumir(
+            root,
+            out,
+            num_pairs=num_pairs,
+            seed=seed,
+            absolute_paths=absolute_paths,
+            check_data=check_data,
+            num_workers=num_workers,
+            dataset_json=dataset_json,
+        )
+    )
 
 
 def oasis(
@@ -125,9 +135,22 @@ def oasis(
     """
     from data_prep.oasis import prepare_oasis
 
-    return str(prepare_oasis(root, out, layout=layout, variant=variant, num_pairs=num_pairs, seed=seed,
-                             num_val=num_val, num_test=num_test, absolute_paths=absolute_paths,
-                             check_data=check_data, num_workers=num_workers, dataset_json=dataset_json))
+    return str(
+        prepare_oasis(
+            root,
+            out,
+            layout=layout,
+            variant=variant,
+            num_pairs=num_pairs,
+            seed=seed,
+            num_val=num_val,
+            num_test=num_test,
+            absolute_paths=absolute_paths,
+            check_data=check_data,
+            num_workers=num_workers,
+            dataset_json=dataset_json,
+        )
+    )
 
 
 def synthetic(
@@ -166,8 +189,13 @@ def synthetic(
     if name in ("acdc", "mnms"):
         from data_prep.synthetic import make_synthetic_acdc, make_synthetic_mnms
 
-        kwargs = dict(num_subjects=num_subjects, size=(144, 160) if size is None else size, slices=slices,
-                      frames=frames, seed=seed)
+        kwargs = dict(
+            num_subjects=num_subjects,
+            size=(144, 160) if size is None else size,
+            slices=slices,
+            frames=frames,
+            seed=seed,
+        )
         if name == "acdc":
             return str(make_synthetic_acdc(out, **kwargs))
         return str(make_synthetic_mnms(out, num_unlabelled=num_unlabelled, **kwargs))
@@ -175,11 +203,27 @@ def synthetic(
         from data_prep.synthetic_brain import make_synthetic_lumir, make_synthetic_oasis
 
         if name == "lumir":
-            return str(make_synthetic_lumir(out, num_train=num_subjects, num_val=6 if num_val is None else num_val,
-                                            size=size, seed=seed, annotations=annotations))
-        return str(make_synthetic_oasis(out, layout="neurite" if name == "neurite_oasis" else layout,
-                                        num_subjects=num_subjects, num_val=4 if num_val is None else num_val,
-                                        num_test=num_test, size=size, seed=seed))
+            return str(
+                make_synthetic_lumir(
+                    out,
+                    num_train=num_subjects,
+                    num_val=6 if num_val is None else num_val,
+                    size=size,
+                    seed=seed,
+                    annotations=annotations,
+                )
+            )
+        return str(
+            make_synthetic_oasis(
+                out,
+                layout="neurite" if name == "neurite_oasis" else layout,
+                num_subjects=num_subjects,
+                num_val=4 if num_val is None else num_val,
+                num_test=num_test,
+                size=size,
+                seed=seed,
+            )
+        )
     raise ValueError(f"dataset must be one of ('acdc', 'mnms', 'lumir', 'oasis'), got {dataset!r}")
 
 
@@ -188,8 +232,9 @@ def main() -> None:
     import fire
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    fire.Fire({"acdc": acdc, "mnms": mnms, "lumir": lumir, "oasis": oasis, "synthetic": synthetic},
-              name="python -m data_prep")
+    fire.Fire(
+        {"acdc": acdc, "mnms": mnms, "lumir": lumir, "oasis": oasis, "synthetic": synthetic}, name="python -m data_prep"
+    )
 
 
 if __name__ == "__main__":

@@ -135,8 +135,12 @@ def load_acdc_patient(patient_dir: str | Path, root: str | Path | None = None) -
         "moving_label": _nifti(folder, f"{pid}_frame{es:02d}_gt"),
     }
     if not paths["fixed_label"].exists() and not paths["moving_label"].exists():
-        logger.info("%s: no ground truth (%s, %s), patient skipped", folder, paths["fixed_label"].name,
-                    paths["moving_label"].name)
+        logger.info(
+            "%s: no ground truth (%s, %s), patient skipped",
+            folder,
+            paths["fixed_label"].name,
+            paths["moving_label"].name,
+        )
         return None
     arrays: dict[str, Any] = {}
     affines = {}
@@ -155,8 +159,9 @@ def load_acdc_patient(patient_dir: str | Path, root: str | Path | None = None) -
         "info_cfg": {k: info[k] for k in info},
         "source": {k: _relative(p, root) for k, p in paths.items()},
     }
-    return PhasePair(subject=pid, affine=affines["fixed_image"], sources={k: str(p) for k, p in paths.items()},
-                     info=record, **arrays)
+    return PhasePair(
+        subject=pid, affine=affines["fixed_image"], sources={k: str(p) for k, p in paths.items()}, info=record, **arrays
+    )
 
 
 def iter_acdc_pairs(root: str | Path) -> Iterator[PhasePair]:

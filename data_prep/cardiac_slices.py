@@ -330,8 +330,14 @@ def extract_slice_pairs(pair: PhasePair, crop_size: int = 128) -> list[SlicePair
             crop, _ = crop_pad_2d(label, start, crop_size)
             lost = int(np.count_nonzero(label)) - int(np.count_nonzero(crop))
             if lost:
-                logger.warning("%s: slice %d loses %d labelled voxels to the %d x %d crop",
-                               pair.sources[key], z, lost, crop_size, crop_size)
+                logger.warning(
+                    "%s: slice %d loses %d labelled voxels to the %d x %d crop",
+                    pair.sources[key],
+                    z,
+                    lost,
+                    crop_size,
+                    crop_size,
+                )
             arrays[key] = crop.astype(np.uint8)
         pairs.append(SlicePair(z=z, affine=slice_affine(pair.affine, start, z), start=start, **arrays))
     return pairs
@@ -521,6 +527,9 @@ def convert_phase_pairs(
             out.rmdir()
         raise
     shutil.rmtree(staging, ignore_errors=True)
-    logger.info("wrote %s (%s)", datalist_path,
-                ", ".join(f"{k}: {len(groups[k])} subjects / {datalist['num_' + k]} pairs" for k in SPLIT_NAMES))
+    logger.info(
+        "wrote %s (%s)",
+        datalist_path,
+        ", ".join(f"{k}: {len(groups[k])} subjects / {datalist['num_' + k]} pairs" for k in SPLIT_NAMES),
+    )
     return datalist_path

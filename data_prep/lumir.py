@@ -170,8 +170,11 @@ def read_lumir_json(
         if key == "test" and entries:
             present = [(root / e[r]).is_file() for e in entries for r in ("fixed", "moving")]
             if not any(present):
-                logger.warning("%s: none of the %d test images is present (not in the public release); "
-                               "'testing' left empty", json_path, len(present))
+                logger.warning(
+                    "%s: none of the %d test images is present (not in the public release); 'testing' left empty",
+                    json_path,
+                    len(present),
+                )
                 entries = []
         pairs[split] = [
             LumirPair(
@@ -183,8 +186,13 @@ def read_lumir_json(
         for pair in pairs[split]:
             fixed_n, moving_n = subject_number(pair.fixed), subject_number(pair.moving)
             if fixed_n is not None and moving_n is not None and fixed_n != moving_n + 1:
-                logger.warning("%s: %s pair fixed %s / moving %s does not follow LUMIR's fixed = i+1, moving = i",
-                               json_path, split, pair.fixed.name, pair.moving.name)
+                logger.warning(
+                    "%s: %s pair fixed %s / moving %s does not follow LUMIR's fixed = i+1, moving = i",
+                    json_path,
+                    split,
+                    pair.fixed.name,
+                    pair.moving.name,
+                )
     if not pairs["validation"]:
         logger.warning("%s: 'validation' lists no pair", json_path)
     return json_path, training, pairs, data
@@ -201,8 +209,9 @@ def _pair_entry(fixed: Path, moving: Path, out: Path, absolute: bool) -> dict[st
 
 def _annotated(pair: LumirPair, kind: str, out: Path, absolute: bool) -> dict[str, Any]:
     entry = _pair_entry(pair.fixed, pair.moving, out, absolute)
-    fixed, moving = (pair.fixed_label, pair.moving_label) if kind == "label" else (pair.fixed_landmarks,
-                                                                                    pair.moving_landmarks)
+    fixed, moving = (
+        (pair.fixed_label, pair.moving_label) if kind == "label" else (pair.fixed_landmarks, pair.moving_landmarks)
+    )
     key = "label" if kind == "label" else "landmarks"
     entry[f"fixed_{key}"] = datalist_path(fixed, out, absolute)  # type: ignore[arg-type]
     entry[f"moving_{key}"] = datalist_path(moving, out, absolute)  # type: ignore[arg-type]
@@ -249,8 +258,11 @@ def prepare_lumir(
     held_out = {p.resolve() for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)}
     kept = [p for p in training if p.resolve() not in held_out]
     if len(kept) < len(training):
-        logger.warning("%s: %d training image(s) also appear in validation/test pairs and are left out of training",
-                       json_path, len(training) - len(kept))
+        logger.warning(
+            "%s: %d training image(s) also appear in validation/test pairs and are left out of training",
+            json_path,
+            len(training) - len(kept),
+        )
     training = list(dict.fromkeys(kept))
     # every image once, training first
     paired = [p for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)]
@@ -260,19 +272,27 @@ def prepare_lumir(
     lo, hi = LUMIR_INTENSITY_RANGE
     for info in infos:
         if info.minimum is not None and not lo - 1e-3 <= info.minimum <= info.maximum <= hi + 1e-3:  # type: ignore
-            raise ValueError(f"{info.path}: intensities in [{info.minimum:g}, {info.maximum:g}] outside LUMIR's "
-                             f"[{lo:g}, {hi:g}] (the datalist scales 0..255 to 0..1)")
+            raise ValueError(
+                f"{info.path}: intensities in [{info.minimum:g}, {info.maximum:g}] outside LUMIR's "
+                f"[{lo:g}, {hi:g}] (the datalist scales 0..255 to 0..1)"
+            )
     shape, spacing = check_same_grid(infos, "LUMIR")
     if shape != LUMIR_SHAPE:
         logger.info("images are %s, not LUMIR's %s (a stand-in or a resampled copy?)", shape, LUMIR_SHAPE)
     # annotations (labels / landmarks): checked as integer maps on the image grid
-    annotations = list(dict.fromkeys(
-        (getattr(pair, f"{role}_{kind}"), getattr(pair, role))
-        for s in pairs.values() for pair in s for role in ("fixed", "moving") for kind in ("label", "landmarks")
-        if getattr(pair, f"{role}_{kind}") is not None
-    ))
-    label_infos = inspect_volumes([(a, "label") for a, _ in annotations], check_data=check_data,
-                                  num_workers=num_workers)
+    annotations = list(
+        dict.fromkeys(
+            (getattr(pair, f"{role}_{kind}"), getattr(pair, role))
+            for s in pairs.values()
+            for pair in s
+            for role in ("fixed", "moving")
+            for kind in ("label", "landmarks")
+            if getattr(pair, f"{role}_{kind}") is not None
+        )
+    )
+    label_infos = inspect_volumes(
+        [(a, "label") for a, _ in annotations], check_data=check_data, num_workers=num_workers
+    )
     for (_, image), info in zip(annotations, label_infos):
         check_same_shape([by_path[image], info])
     count = len(training) if num_pairs is None else num_pairs
@@ -319,7 +339,9 @@ def prepare_lumir(
             _annotated(p, "landmarks", out, absolute) for p in pairs[split] if p.has_landmarks
         ]
     path = write_datalist(out, datalist)
-    summarise(datalist, ("training_images", "training", "validation", "validation_labelled", "validation_landmarks",
-                         "testing"))
+    summarise(
+        datalist,
+        ("training_images", "training", "validation", "validation_labelled", "validation_landmarks", "testing"),
+    )
     logger.info("wrote %s", path)
     return path

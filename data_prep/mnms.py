@@ -133,7 +133,13 @@ def resolve_ed_es(gt: np.ndarray, ed: int, es: int, gt_path: str | Path, subject
         new_ed, new_es = sorted(labelled, key=lambda t: (-lv[t], t))
         logger.warning(
             "%s: CSV gives ED=%d, ES=%d (0-based) but the labelled frames of %s are %s; using ED=%d, ES=%d",
-            subject, ed, es, gt_path, labelled, new_ed, new_es,
+            subject,
+            ed,
+            es,
+            gt_path,
+            labelled,
+            new_ed,
+            new_es,
         )
         return new_ed, new_es
     raise ValueError(

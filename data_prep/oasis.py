@@ -114,8 +114,16 @@ def _seg35() -> dict[str, str]:
 
 
 def _seg24() -> dict[str, str]:
-    per_side = ("Cerebral-White-Matter", "Cerebral-Cortex", "Lateral-Ventricle", "Inf-Lat-Vent", "Thalamus",
-                "Caudate", "Putamen", "Pallidum")
+    per_side = (
+        "Cerebral-White-Matter",
+        "Cerebral-Cortex",
+        "Lateral-Ventricle",
+        "Inf-Lat-Vent",
+        "Thalamus",
+        "Caudate",
+        "Putamen",
+        "Pallidum",
+    )
     tail = ("Hippocampus", "VentralDC", "choroid-plexus")
     names = ["background"] + [f"Left-{n}" for n in per_side] + ["3rd-Ventricle", "Brain-Stem"]
     names += [f"Left-{n}" for n in tail] + [f"Right-{n}" for n in per_side + tail]
@@ -268,8 +276,10 @@ def read_learn2reg_oasis(
         entries = entry_list(data, key, ("fixed", "moving"), json_path)
         if key == "registration_test" and entries:
             if not any((root / e[r]).is_file() for e in entries for r in ("fixed", "moving")):
-                logger.warning("%s: none of the 'registration_test' images is present (not in the public "
-                               "release); not used", json_path)
+                logger.warning(
+                    "%s: none of the 'registration_test' images is present (not in the public release); not used",
+                    json_path,
+                )
                 entries = []
         pairs[split] = []
         for i, entry in enumerate(entries):
@@ -280,13 +290,19 @@ def read_learn2reg_oasis(
                 if name not in subjects:
                     subjects[name] = OasisSubject(name, image, _derived(image, "labels"), _derived(image, "masks"))
                 elif subjects[name].image.resolve() != image.resolve():
-                    raise ValueError(f"{json_path}: '{key}'[{i}].{role} {image} and {subjects[name].image} "
-                                     f"are both subject {name}")
+                    raise ValueError(
+                        f"{json_path}: '{key}'[{i}].{role} {image} and {subjects[name].image} are both subject {name}"
+                    )
                 names.append(name)
             fixed_n, moving_n = (subject_number(subjects[n].image) for n in names)
             if fixed_n is not None and moving_n is not None and moving_n != fixed_n + 1:
-                logger.warning("%s: %s pair fixed %s / moving %s does not follow OASIS's fixed = i, moving = i+1",
-                               json_path, key, names[0], names[1])
+                logger.warning(
+                    "%s: %s pair fixed %s / moving %s does not follow OASIS's fixed = i, moving = i+1",
+                    json_path,
+                    key,
+                    names[0],
+                    names[1],
+                )
             pairs[split].append((names[0], names[1]))
     if not pairs["validation"]:
         logger.warning("%s: 'registration_val' lists no pair", json_path)
@@ -371,8 +387,9 @@ def read_neurite_oasis(root: str | Path, variant: str = "seg35") -> tuple[Path, 
 # --------------------------------------------------------------------------------------------
 
 
-def _pair_entry(fixed: OasisSubject, moving: OasisSubject, keys: Sequence[str], out: Path,
-                absolute: bool) -> dict[str, Any]:
+def _pair_entry(
+    fixed: OasisSubject, moving: OasisSubject, keys: Sequence[str], out: Path, absolute: bool
+) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     for key in keys:
         for role, subject in (("fixed", fixed), ("moving", moving)):
@@ -389,14 +406,16 @@ def _keys(subjects: Sequence[OasisSubject], split: str) -> list[str]:
     labelled = [s for s in subjects if s.label is not None]
     if labelled and len(labelled) < len(subjects):
         missing = next(s for s in subjects if s.label is None)
-        raise ValueError(f"{missing.image}: no label map, while other {split} subjects have one "
-                         f"(e.g. {labelled[0].label})")
+        raise ValueError(
+            f"{missing.image}: no label map, while other {split} subjects have one (e.g. {labelled[0].label})"
+        )
     if labelled:
         keys.append("label")
     masked = [s for s in subjects if s.mask is not None]
     if masked and len(masked) < len(subjects):
-        logger.warning("%s: only %d of %d subjects have a brain mask; masks left out", split, len(masked),
-                       len(subjects))
+        logger.warning(
+            "%s: only %d of %d subjects have a brain mask; masks left out", split, len(masked), len(subjects)
+        )
     elif masked:
         keys.append("mask")
     return keys
@@ -405,14 +424,17 @@ def _keys(subjects: Sequence[OasisSubject], split: str) -> list[str]:
 def _split_neurite(subjects: list[OasisSubject], num_val: int, num_test: int):
     for name, value in (("num_val", num_val), ("num_test", num_test)):
         if isinstance(value, bool) or int(value) != value or value < 0 or value == 1:
-            raise ValueError(f"{name} must be 0 or an integer >= 2 (consecutive pairs need two subjects), "
-                             f"got {value!r}")
+            raise ValueError(
+                f"{name} must be 0 or an integer >= 2 (consecutive pairs need two subjects), got {value!r}"
+            )
     if num_val + num_test + 2 > len(subjects):
-        raise ValueError(f"{len(subjects)} subjects cannot hold {num_val} validation + {num_test} test subjects "
-                         "and two training subjects")
+        raise ValueError(
+            f"{len(subjects)} subjects cannot hold {num_val} validation + {num_test} test subjects "
+            "and two training subjects"
+        )
     end = len(subjects) - num_val
     validation = subjects[end:]
-    testing = subjects[end - num_test:end]
+    testing = subjects[end - num_test : end]
     training = subjects[: end - num_test]
     return training, validation, testing
 
@@ -514,8 +536,10 @@ def prepare_oasis(
     requests += [(s.label, "label") for s in everyone if s.label is not None]
     requests += [(s.mask, "mask") for s in everyone if s.mask is not None]
     infos: dict[Path, VolumeInfo] = {
-        i.path: i for i in inspect_volumes(requests, ndim=ndim, allowed_values=allowed, check_data=check_data,
-                                           num_workers=num_workers)
+        i.path: i
+        for i in inspect_volumes(
+            requests, ndim=ndim, allowed_values=allowed, check_data=check_data, num_workers=num_workers
+        )
     }
     for s in everyone:
         check_same_shape([infos[p] for p in (s.image, s.label, s.mask) if p is not None])
@@ -557,8 +581,11 @@ def prepare_oasis(
             "note": "as the Learn2Reg OASIS evaluation (labels 1..35, background not counted; also HD95 and "
             "SDlogJ of the displacement), applied to this label set",
         },
-        "pairing": {"training": "random", "validation": "fixed = i, moving = i+1",
-                    "testing": "fixed = i, moving = i+1"},
+        "pairing": {
+            "training": "random",
+            "validation": "fixed = i, moving = i+1",
+            "testing": "fixed = i, moving = i+1",
+        },
         "seed": int(seed),
         "num_training_images": len(training),
         "num_training": len(drawn),

@@ -34,11 +34,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from monai_ext.io.atomic import atomic_write_path
-from monai_ext.io.nifti import save_nifti
-
 from data_prep.cardiac_slices import ACDC_TO_CARDIAC, remap_labels
 from data_prep.mnms import MNMS_CSV_NAMES
+from monai_ext.io.atomic import atomic_write_path
+from monai_ext.io.nifti import save_nifti
 
 __all__ = ["HeartPhantom", "cardiac_phase", "make_synthetic_acdc", "make_synthetic_mnms", "parse_size"]
 
@@ -238,8 +237,10 @@ def make_synthetic_acdc(
         images, label_ed, label_es = _cine(phantom, ed, es, frames, rng)
         group = rng.choice(["DCM", "HCM", "MINF", "NOR", "RV"])
         height, weight = rng.uniform(150.0, 195.0), rng.uniform(50.0, 110.0)
-        info = (f"ED: {ed + 1}\nES: {es + 1}\nGroup: {group}\nHeight: {height:.1f}\n"
-                f"NbFrame: {frames}\nWeight: {weight:.1f}\n")
+        info = (
+            f"ED: {ed + 1}\nES: {es + 1}\nGroup: {group}\nHeight: {height:.1f}\n"
+            f"NbFrame: {frames}\nWeight: {weight:.1f}\n"
+        )
         _write_text(info, folder / "Info.cfg")
         save_nifti(folder / f"{pid}_4d.nii.gz", images, affine)
         to_acdc = {v: k for k, v in ACDC_TO_CARDIAC.items()}
@@ -306,13 +307,22 @@ def make_synthetic_mnms(
             gt[..., ed], gt[..., es] = label_ed, label_es
             save_nifti(folder / f"{code}_sa_gt.nii.gz", gt, affine)
         vendor_name, vendor, centre = vendors[int(rng.integers(0, len(vendors)))]
-        rows.append({
-            "": str(index), "External code": code, "VendorName": vendor_name, "Vendor": vendor,
-            "Centre": str(centre), "ED": str(ed), "ES": str(es), "Age": str(int(rng.integers(20, 80))),
-            "Pathology": str(rng.choice(["NOR", "HCM", "DCM", "HHD", "ARV", "AHS", "IHD", "LVNC", "Other"])),
-            "Sex": str(rng.choice(["M", "F"])), "Height": f"{rng.uniform(150, 195):.0f}",
-            "Weight": f"{rng.uniform(50, 110):.0f}",
-        })
+        rows.append(
+            {
+                "": str(index),
+                "External code": code,
+                "VendorName": vendor_name,
+                "Vendor": vendor,
+                "Centre": str(centre),
+                "ED": str(ed),
+                "ES": str(es),
+                "Age": str(int(rng.integers(20, 80))),
+                "Pathology": str(rng.choice(["NOR", "HCM", "DCM", "HHD", "ARV", "AHS", "IHD", "LVNC", "Other"])),
+                "Sex": str(rng.choice(["M", "F"])),
+                "Height": f"{rng.uniform(150, 195):.0f}",
+                "Weight": f"{rng.uniform(50, 110):.0f}",
+            }
+        )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

@@ -54,11 +54,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from monai_ext.io.atomic import atomic_write_path
-from monai_ext.io.nifti import save_nifti
-
 from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, LUMIR_SHAPE
 from data_prep.oasis import OASIS_JSON, OASIS_SEG4_LABELS, OASIS_SEG24_LABELS, OASIS_SEG35_LABELS
+from monai_ext.io.atomic import atomic_write_path
+from monai_ext.io.nifti import save_nifti
 
 __all__ = [
     "BrainSubject",
@@ -186,8 +185,9 @@ def render_brain(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # cerebellum: cortex around a white-matter core, then brain stem and fourth ventricle
     centre, radii = _CEREBELLUM
     cerebellum = cerebellum_level <= 1.0
-    core = _level(p, centre, np.array(radii) * 0.55) <= 1.0 + 0.15 * np.sin(14.0 * np.arctan2(z - centre[2],
-                                                                                              y - centre[1]))
+    core = _level(p, centre, np.array(radii) * 0.55) <= 1.0 + 0.15 * np.sin(
+        14.0 * np.arctan2(z - centre[2], y - centre[1])
+    )
     for region, base in ((cerebellum & ~core, 6), (cerebellum & core, 5)):
         label[region & left], label[region & ~left] = base, base + 19
         tissue[region] = _INTENSITY[base]
@@ -272,8 +272,9 @@ def brain_subject(shape: Sequence[int], seed: int = 0, index: int = 0, deform: f
     image = image + 0.015 * rng.standard_normal(shape)
     image = np.where(mask, np.clip(image, 0.0, 1.0), 0.0).astype(np.float32)
     ddf = (points - p0) * half[:, None, None, None]
-    return BrainSubject(image=image, label=label, mask=mask, points=points.astype(np.float32),
-                        ddf=ddf.astype(np.float32))
+    return BrainSubject(
+        image=image, label=label, mask=mask, points=points.astype(np.float32), ddf=ddf.astype(np.float32)
+    )
 
 
 def _landmark_map(points: np.ndarray, half: np.ndarray) -> np.ndarray:
@@ -345,8 +346,9 @@ def _reorient(array: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
 
     ras_affine = np.eye(4)
     ras_affine[:3, 3] = -(np.asarray(array.shape[:3], dtype=float) - 1.0) / 2.0
-    transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")),
-                                                nib.orientations.axcodes2ornt(ORIENTATIONS[layout]))
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(("R", "A", "S")), nib.orientations.axcodes2ornt(ORIENTATIONS[layout])
+    )
     out = nib.orientations.apply_orientation(array, transform)
     affine = ras_affine @ nib.orientations.inv_ornt_aff(transform, array.shape[:3])
     return np.ascontiguousarray(out), affine
@@ -371,8 +373,9 @@ def _write_lut(names: dict[str, str], path: Path, rng: np.random.Generator) -> N
     lines = ["# FreeSurfer colour table (synthetic stand-in)", "#No. Label Name:                R   G   B   A"]
     for key, name in names.items():
         colour = (0, 0, 0) if key == "0" else tuple(int(c) for c in rng.integers(20, 256, 3))
-        lines.append(f"{int(key):<4d} {'Unknown' if key == '0' else name:<30s} {colour[0]:3d} {colour[1]:3d} "
-                     f"{colour[2]:3d}   0")
+        lines.append(
+            f"{int(key):<4d} {'Unknown' if key == '0' else name:<30s} {colour[0]:3d} {colour[1]:3d} {colour[2]:3d}   0"
+        )
     with atomic_write_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
 
@@ -411,7 +414,7 @@ def make_synthetic_lumir(
     out = Path(out)
     val = list(range(num_train, num_train + num_val))
     # LUMIR scores Dice on one group of validation pairs and TRE on another
-    groups = [val] if num_val < 4 else [val[: (num_val + 1) // 2], val[(num_val + 1) // 2:]]
+    groups = [val] if num_val < 4 else [val[: (num_val + 1) // 2], val[(num_val + 1) // 2 :]]
     training, validation = [], []
     for index, subject in enumerate(_subjects("lumir", size, seed, num_train + num_val, deform)):
         name = f"LUMIRMRI_{index:04d}_0000.nii.gz"
@@ -422,17 +425,26 @@ def make_synthetic_lumir(
         (training if index < num_train else validation).append(f"./{folder}/{name}")
         if annotations and index >= num_train:
             if index in groups[0]:
-                save_nifti(out / "labelsVal" / name, _reorient(_lumir_labels(subject), "lumir")[0], affine,
-                           dtype=np.uint8)
+                save_nifti(
+                    out / "labelsVal" / name, _reorient(_lumir_labels(subject), "lumir")[0], affine, dtype=np.uint8
+                )
             else:
                 half = (np.asarray(subject.label.shape, dtype=float) - 1.0) / 2.0
-                save_nifti(out / "landmarksVal" / name, _reorient(_landmark_map(subject.points, half), "lumir")[0],
-                           affine, dtype=np.uint8)
+                save_nifti(
+                    out / "landmarksVal" / name,
+                    _reorient(_landmark_map(subject.points, half), "lumir")[0],
+                    affine,
+                    dtype=np.uint8,
+                )
     pairs = []
     for group in groups:
         for i in group[:-1]:
-            pairs.append({"fixed": f"./imagesVal/LUMIRMRI_{i + 1:04d}_0000.nii.gz",
-                          "moving": f"./imagesVal/LUMIRMRI_{i:04d}_0000.nii.gz"})
+            pairs.append(
+                {
+                    "fixed": f"./imagesVal/LUMIRMRI_{i + 1:04d}_0000.nii.gz",
+                    "moving": f"./imagesVal/LUMIRMRI_{i:04d}_0000.nii.gz",
+                }
+            )
     data = {
         "name": "LUMIR",
         "description": "synthetic stand-in of the LUMIR (Learn2Reg 2024) dataset JSON",
@@ -475,9 +487,11 @@ def make_synthetic_oasis(
     if num_subjects < 2:
         raise ValueError("need num_subjects >= 2")
     if layout == "learn2reg" and (num_val == 1 or num_val > num_subjects - 2 or num_test == 1):
-        raise ValueError(f"num_val must be 0 or 2 .. num_subjects - 2 (two subjects stay for training) and num_test "
-                         f"!= 1 (pairs need two subjects), got num_subjects={num_subjects}, num_val={num_val}, "
-                         f"num_test={num_test}")
+        raise ValueError(
+            f"num_val must be 0 or 2 .. num_subjects - 2 (two subjects stay for training) and num_test "
+            f"!= 1 (pairs need two subjects), got num_subjects={num_subjects}, num_val={num_val}, "
+            f"num_test={num_test}"
+        )
     out = Path(out)
     if layout == "neurite":
         return _write_neurite(out, num_subjects, size, seed, deform)
@@ -495,15 +509,16 @@ def make_synthetic_oasis(
             array, affine = _reorient(data, "learn2reg")
             save_nifti(out / f"{folder}Tr" / name, array, affine, dtype=np.float32 if folder == "images" else np.uint8)
         training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}", "mask": f"./masksTr/{name}"})
-    val = [e["image"] for e in training[num_subjects - num_val:]]
+    val = [e["image"] for e in training[num_subjects - num_val :]]
     data = {
         "name": "OASIS",
         "description": "synthetic stand-in of the Learn2Reg OASIS dataset JSON",
         "tensorImageShape": {"0": list(parse_size_3d(size, "learn2reg"))},
         "training": training,
         "registration_val": [{"fixed": val[i], "moving": val[i + 1]} for i in range(len(val) - 1)],
-        "registration_test": [{"fixed": test_images[i], "moving": test_images[i + 1]}
-                              for i in range(len(test_images) - 1)],
+        "registration_test": [
+            {"fixed": test_images[i], "moving": test_images[i + 1]} for i in range(len(test_images) - 1)
+        ],
         "test": [{"image": p} for p in test_images],
     }
     _write_json(data, out / OASIS_JSON)
@@ -526,12 +541,14 @@ def _write_neurite(out: Path, num_subjects: int, size, seed: int, deform: float)
         k = int(round(NEURITE_SLICE[0] * (norm.shape[2] - 1) / (NEURITE_SLICE[1] - 1)))
         slice_affine = affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, k], [0, 0, 0, 1]], dtype=float)
         save_nifti(folder / "slice_norm.nii.gz", norm[:, :, k], slice_affine, dtype=np.float32)
-        save_nifti(folder / "slice_seg24.nii.gz", _remap(seg35[:, :, k], SEG35_TO_SEG24), slice_affine,
-                   dtype=np.uint8)
+        save_nifti(folder / "slice_seg24.nii.gz", _remap(seg35[:, :, k], SEG35_TO_SEG24), slice_affine, dtype=np.uint8)
     with atomic_write_path(out / "subjects.txt") as tmp:
         Path(tmp).write_text("\n".join(names) + "\n")
     rng = np.random.default_rng([int(seed), 10**6])
-    for names_map, file in ((OASIS_SEG35_LABELS, "seg35_labels.txt"), (OASIS_SEG24_LABELS, "seg24_labels.txt"),
-                            (OASIS_SEG4_LABELS, "seg4_labels.txt")):
+    for names_map, file in (
+        (OASIS_SEG35_LABELS, "seg35_labels.txt"),
+        (OASIS_SEG24_LABELS, "seg24_labels.txt"),
+        (OASIS_SEG4_LABELS, "seg4_labels.txt"),
+    ):
         _write_lut(names_map, out / file, rng)
     return out

@@ -72,9 +72,10 @@ class GradientSurgery:
       Agr-Rand): ``g = s`` without conflict, else Gaussian noise ``N(0, sigma^2)``. With
       ``noise_std=None`` (default) ``sigma`` is set per parameter tensor (per network for the
       ``"network"`` granularity) to the mean absolute value of the *non-conflicting* entries of
-      ``s`` (of all its entries when every entry conflicts), the scale Agr-Rand uses: the noise then has the size of a typical update entry
-      of that tensor, so the learning rate keeps its meaning and no unit-dependent constant has
-      to be tuned. A float ``noise_std`` fixes ``sigma`` instead. ``weight`` has no effect.
+      ``s`` (of all its entries when every entry conflicts), the scale Agr-Rand uses: the noise then
+      has the size of a typical update entry of that tensor, so the learning rate keeps its meaning
+      and no unit-dependent constant has to be tuned. A float ``noise_std`` fixes ``sigma`` instead.
+      ``weight`` has no effect.
     * ``"weighted_sum"`` (no surgery, VoxelMorph with ``lambda = weight``, gsmorph.md Eq. 1):
       ``g = s + weight * r``. The conflict rate is still measured and reported.
 

@@ -29,10 +29,17 @@ def run_bundle(*args: str, check: bool = True, timeout: int = 900) -> subprocess
     fail with its output if it fails."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "monai.bundle", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check:
-        assert result.returncode == 0, f"monai.bundle {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        assert result.returncode == 0, (
+            f"monai.bundle {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -43,7 +50,8 @@ def bundle_log(*args: str) -> str:
 
 
 def config_list(bundle: str, *names: str) -> str:
-    """The ``--config_file`` argument that stacks ``names`` of ``bundles/<bundle>/configs``: ``"['a.json','b.json']"``."""
+    """The ``--config_file`` argument that stacks ``names`` of ``bundles/<bundle>/configs``:
+    ``"['a.json','b.json']"``."""
     return "[" + ",".join(f"'{BUNDLES / bundle / 'configs' / n}'" for n in names) + "]"
 
 

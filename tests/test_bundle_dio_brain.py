@@ -33,11 +33,32 @@ def oasis(oasis_dataset, tmp_path_factory):
     """One training iteration (validated) on the synthetic Learn2Reg OASIS."""
     root = tmp_path_factory.mktemp("dio")
     common = [
-        "--bundle_root", str(BUNDLE), "--dataset_dir", str(oasis_dataset / "data"), "--ckpt_dir", str(root / "models"),
-        "--num_workers", "0", "--logging_file", str(CONFIGS / "logging.conf"), *TINY,
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(oasis_dataset / "data"),
+        "--ckpt_dir",
+        str(root / "models"),
+        "--num_workers",
+        "0",
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
+        *TINY,
     ]
-    log = bundle_log("run", "--config_file", str(CONFIGS / "train.json"), *common, "--output_dir", str(root / "train"),
-                     "--num_epochs", "1", "--iterations_per_epoch", "1", "--val_interval", "1")
+    log = bundle_log(
+        "run",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        *common,
+        "--output_dir",
+        str(root / "train"),
+        "--num_epochs",
+        "1",
+        "--iterations_per_epoch",
+        "1",
+        "--val_interval",
+        "1",
+    )
     return root, common, log
 
 
@@ -50,7 +71,10 @@ def resampled_pair(oasis_dataset, oasis):
 
     root, _, _ = oasis
     pair = json.load(open(oasis_dataset / "data" / "datalist.json"))["validation"][0]
-    files = {k: (oasis_dataset / "data" / pair[k]).resolve() for k in ("fixed_image", "fixed_label", "moving_image", "moving_label")}
+    files = {
+        k: (oasis_dataset / "data" / pair[k]).resolve()
+        for k in ("fixed_image", "fixed_label", "moving_image", "moving_label")
+    }
     out = root / "resampled"
     out.mkdir(exist_ok=True)
     for key, mode, dtype in (("moving_image", "bilinear", np.float32), ("moving_label", "nearest", np.uint8)):
@@ -59,7 +83,9 @@ def resampled_pair(oasis_dataset, oasis):
         data = MetaTensor(array, affine=torch.as_tensor(image.affine))
         resampled = Spacing(pixdim=MOVING_SPACING, mode=mode)(data)
         files[f"resampled_{key}"] = out / f"{key}.nii.gz"
-        nib.save(nib.Nifti1Image(resampled[0].numpy().astype(dtype), resampled.affine.numpy()), files[f"resampled_{key}"])
+        nib.save(
+            nib.Nifti1Image(resampled[0].numpy().astype(dtype), resampled.affine.numpy()), files[f"resampled_{key}"]
+        )
     moving = nib.load(files["resampled_moving_image"])
     assert moving.shape != nib.load(files["fixed_image"]).shape
     np.testing.assert_allclose(nib.affines.voxel_sizes(moving.affine), MOVING_SPACING, atol=1e-5)
@@ -69,12 +95,31 @@ def resampled_pair(oasis_dataset, oasis):
 def _infer(oasis, files, out, *extra, iterations="[3,3,3]"):
     root, _, _ = oasis
     log = bundle_log(
-        "run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-        "--ckpt_path", str(root / "models" / "model.pt"), "--output_dir", str(out), "--num_workers", "0",
-        *TINY_NET_ARGS, "--iterations", iterations,
-        "--fixed", str(files["fixed_image"]), "--fixed_label", str(files["fixed_label"]),
-        "--moving", str(files["resampled_moving_image"]), "--moving_label", str(files["resampled_moving_label"]),
-        "--max_figures", "1", *extra,
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--ckpt_path",
+        str(root / "models" / "model.pt"),
+        "--output_dir",
+        str(out),
+        "--num_workers",
+        "0",
+        *TINY_NET_ARGS,
+        "--iterations",
+        iterations,
+        "--fixed",
+        str(files["fixed_image"]),
+        "--fixed_label",
+        str(files["fixed_label"]),
+        "--moving",
+        str(files["resampled_moving_image"]),
+        "--moving_label",
+        str(files["resampled_moving_label"]),
+        "--max_figures",
+        "1",
+        *extra,
     )
     case_dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(case_dirs) == 1
@@ -102,11 +147,15 @@ def test_training_step_moves_the_weights_by_one_adam_step(oasis):
     # the bundle seeds with set_determinism(0) and builds the network first: the same initialisation
     set_determinism(seed=0)
     initial = DIORegistration(
-        build_feature_network("lku", spatial_dims=3, in_channels=1, feature_channels=4, scales=[4, 2, 1], channels=[4, 4, 8])
+        build_feature_network(
+            "lku", spatial_dims=3, in_channels=1, feature_channels=4, scales=[4, 2, 1], channels=[4, 4, 8]
+        )
     ).state_dict()
     set_determinism(seed=None)
     assert set(trained) == set(initial)
-    step = max(float((trained[k].float() - initial[k].float()).abs().max()) for k in initial if initial[k].is_floating_point())
+    step = max(
+        float((trained[k].float() - initial[k].float()).abs().max()) for k in initial if initial[k].is_floating_point()
+    )
     # Adam's first step moves every parameter with a non-zero gradient by lr * g / (|g| + eps) ~ lr
     assert step == pytest.approx(LEARNING_RATE, rel=0.02)
 
@@ -114,8 +163,18 @@ def test_training_step_moves_the_weights_by_one_adam_step(oasis):
 def test_evaluation_compares_the_training_solver_with_a_switched_one(oasis_dataset, oasis):
     root, common, _ = oasis
     out = root / "eval"
-    log = bundle_log("run", "--config_file", config_list("dio_brain", "train.json", "evaluate.json"), *common,
-                     "--output_dir", str(out), "--eval_iterations", "[3,2,2]", "--max_figures", "1")
+    log = bundle_log(
+        "run",
+        "--config_file",
+        config_list("dio_brain", "train.json", "evaluate.json"),
+        *common,
+        "--output_dir",
+        str(out),
+        "--eval_iterations",
+        "[3,2,2]",
+        "--max_figures",
+        "1",
+    )
     assert "training solver vs solver switched at test time" in log
     data = oasis_dataset / "data"
     datalist = json.loads((data / "datalist.json").read_text())
@@ -158,10 +217,17 @@ def test_inference_keeps_each_image_on_its_own_grid(oasis, resampled_pair, tmp_p
 
 
 def test_inference_switches_solver_and_adds_a_label_prompt(oasis, resampled_pair, tmp_path):
-    case, rows, _ = _infer(oasis, resampled_pair, tmp_path / "out", "--transform", "svf", "--optimizer", "adam",
-                           "--label_prompt_weight", "1.0")
+    case, rows, _ = _infer(
+        oasis,
+        resampled_pair,
+        tmp_path / "out",
+        "--transform",
+        "svf",
+        "--optimizer",
+        "adam",
+        "--label_prompt_weight",
+        "1.0",
+    )
     assert sorted(r["method"] for r in rows) == ["DIO Adam (svf) + label prompt", "Initial"]
     assert 0.0 <= float(rows[0]["Dice_mean"]) <= 1.0 and math.isfinite(float(rows[0]["NJD"]))
     assert float(np.abs(nib.load(case / "ddf.nii.gz").get_fdata()).max()) > 0.0
-
-

@@ -29,11 +29,31 @@ def lumir(lumir_dataset, tmp_path_factory):
     """Stage1 (1 iteration, validated) -> its weights shifted -> Stage2 from Stage1 (1 iteration)."""
     root = tmp_path_factory.mktemp("gradicon")
     common = [
-        "--bundle_root", str(BUNDLE), "--dataset_dir", str(lumir_dataset / "data"), "--ckpt_dir", str(root / "models"),
-        "--num_workers", "0", "--image_size", SIZE, "--logging_file", str(CONFIGS / "logging.conf"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(lumir_dataset / "data"),
+        "--ckpt_dir",
+        str(root / "models"),
+        "--num_workers",
+        "0",
+        "--image_size",
+        SIZE,
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
     ]
-    train = ["run", "--config_file", str(CONFIGS / "train.json"), *common, "--batch_size", "1", "--num_epochs", "1",
-             "--iterations_per_epoch", "1"]
+    train = [
+        "run",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        *common,
+        "--batch_size",
+        "1",
+        "--num_epochs",
+        "1",
+        "--iterations_per_epoch",
+        "1",
+    ]
     log1 = bundle_log(*train, "--output_dir", str(root / "stage1"), "--val_interval", "1")
     stage1 = torch.load(root / "models" / "stage1.pt", weights_only=True)
     shifted = {k: v + STAGE1_OFFSET if v.is_floating_point() else v for k, v in stage1.items()}
@@ -61,14 +81,24 @@ def test_two_stage_training(lumir):
 def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
     root, common, _, _ = lumir
     out = root / "eval"
-    log = bundle_log("run", "--config_file", config_list("gradicon_brain", "train.json", "evaluate.json"), *common,
-                     "--output_dir", str(out), "--io_steps", "1")
+    log = bundle_log(
+        "run",
+        "--config_file",
+        config_list("gradicon_brain", "train.json", "evaluate.json"),
+        *common,
+        "--output_dir",
+        str(out),
+        "--io_steps",
+        "1",
+    )
     assert "GradICON + IO (1 steps)" in log and "NDV(%)" in log
     data = lumir_dataset / "data"
     datalist = json.loads((data / "datalist.json").read_text())
     pairs = {f"{e['fixed_subject']}__{e['moving_subject']}": e for e in datalist["validation_labelled"]}
     # LUMIR counts label 0 in its Dice
-    label_names = {value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]}
+    label_names = {
+        value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]
+    }
     assert 0 in label_names
     registered = {}
     for mode, method in (("direct", "GradICON"), ("instance_optimization", "GradICON + IO (1 steps)")):
@@ -91,9 +121,27 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
     fixed = (data / pair["fixed_image"]).resolve()
     moving = (data / pair["moving_image"]).resolve()
     out, submission = tmp_path / "out", tmp_path / "submission"
-    bundle_log("run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-               "--ckpt_path", str(root / "models" / "model.pt"), "--output_dir", str(out), "--num_workers", "0",
-               "--image_size", SIZE, "--fixed", str(fixed), "--moving", str(moving), "--submission_dir", str(submission))
+    bundle_log(
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--ckpt_path",
+        str(root / "models" / "model.pt"),
+        "--output_dir",
+        str(out),
+        "--num_workers",
+        "0",
+        "--image_size",
+        SIZE,
+        "--fixed",
+        str(fixed),
+        "--moving",
+        str(moving),
+        "--submission_dir",
+        str(submission),
+    )
     fixed_id, moving_id = (p.name.split("_")[1] for p in (fixed, moving))
     disp = nib.load(submission / f"disp_{fixed_id}_{moving_id}.nii.gz")
     assert disp.shape == (*nib.load(fixed).shape, 3)

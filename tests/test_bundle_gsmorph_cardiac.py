@@ -30,12 +30,30 @@ def trained(acdc_dataset, tmp_path_factory):
     """One training epoch (batch 4, validated) of the synthetic ACDC."""
     root = tmp_path_factory.mktemp("gsmorph")
     common = [
-        "--bundle_root", str(BUNDLE), "--dataset_dir", str(acdc_dataset / "data"), "--ckpt_dir", str(root / "models"),
-        "--num_workers", "0", "--batch_size", "4",
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(acdc_dataset / "data"),
+        "--ckpt_dir",
+        str(root / "models"),
+        "--num_workers",
+        "0",
+        "--batch_size",
+        "4",
     ]
     log = run_bundle(
-        "run", "--config_file", str(CONFIGS / "train.json"), *common, "--output_dir", str(root / "train"),
-        "--num_epochs", "1", "--val_interval", "1", "--logging_file", str(CONFIGS / "logging.conf"),
+        "run",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        *common,
+        "--output_dir",
+        str(root / "train"),
+        "--num_epochs",
+        "1",
+        "--val_interval",
+        "1",
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
     )
     return root, common, log.stdout + log.stderr
 
@@ -59,9 +77,17 @@ def test_resume_continues_from_last_checkpoint(acdc_dataset, trained, tmp_path):
     (models / "checkpoint_last.pt").write_bytes((root / "models" / "checkpoint_last.pt").read_bytes())
     first = torch.load(models / "checkpoint_last.pt", weights_only=True)
     workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"), workflow_type="train", bundle_root=str(BUNDLE),
-        dataset_dir=str(acdc_dataset / "data"), ckpt_dir=str(models), output_dir=str(tmp_path / "out"), num_workers=0,
-        batch_size=4, num_epochs=2, val_interval=5, resume=True,
+        config_file=str(CONFIGS / "train.json"),
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(acdc_dataset / "data"),
+        ckpt_dir=str(models),
+        output_dir=str(tmp_path / "out"),
+        num_workers=0,
+        batch_size=4,
+        num_epochs=2,
+        val_interval=5,
+        resume=True,
     )
     workflow.initialize()
     workflow.run()
@@ -76,8 +102,14 @@ def test_evaluate_reports_table_and_figures(acdc_dataset, trained):
     root, common, _ = trained
     out = root / "eval"
     log = run_bundle(
-        "run", "--config_file", config_list("gsmorph_cardiac", "train.json", "evaluate.json"), *common,
-        "--output_dir", str(out), "--logging_file", str(CONFIGS / "logging.conf"),
+        "run",
+        "--config_file",
+        config_list("gsmorph_cardiac", "train.json", "evaluate.json"),
+        *common,
+        "--output_dir",
+        str(out),
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
     )
     text = log.stdout + log.stderr
     assert "Registration results over" in text and "Initial" in text and "GSMorph" in text
@@ -89,7 +121,11 @@ def test_evaluate_reports_table_and_figures(acdc_dataset, trained):
     for row in rows:
         entry = entries[row["case"]]
         # Initial scores the moving label as it is, GSMorph the warped label written beside the metrics
-        moving = data / entry["moving_label"] if row["method"] == "Initial" else out / "pairs" / row["case"] / "warped_label.nii.gz"
+        moving = (
+            data / entry["moving_label"]
+            if row["method"] == "Initial"
+            else out / "pairs" / row["case"] / "warped_label.nii.gz"
+        )
         assert_dice_row_matches_labels(row, data / entry["fixed_label"], moving, LABEL_NAMES)
         assert float(row["HD95_mean"]) >= 0.0
     figures = sorted(out.glob("pairs/*/qc.png"))
@@ -120,9 +156,21 @@ def test_inference_on_one_pair_of_another_size_and_spacing(acdc_dataset, trained
     nib.save(nib.Nifti1Image(resampled[0].numpy(), fixed_affine), tmp_path / "fixed.nii.gz")
     out = tmp_path / "out"
     run_bundle(
-        "run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-        "--ckpt_path", str(root / "models" / "model.pt"), "--output_dir", str(out), "--num_workers", "0",
-        "--fixed", str(tmp_path / "fixed.nii.gz"), "--moving", str(data / entry["moving_image"]),
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--ckpt_path",
+        str(root / "models" / "model.pt"),
+        "--output_dir",
+        str(out),
+        "--num_workers",
+        "0",
+        "--fixed",
+        str(tmp_path / "fixed.nii.gz"),
+        "--moving",
+        str(data / entry["moving_image"]),
     )
     case_dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(case_dirs) == 1
@@ -136,9 +184,22 @@ def test_inference_rejects_a_volume_with_a_clear_error(trained, tmp_path):
     root, _, _ = trained
     nib.save(nib.Nifti1Image(np.random.rand(16, 16, 4).astype(np.float32), np.eye(4)), tmp_path / "vol.nii.gz")
     result = run_bundle(
-        "run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-        "--ckpt_path", str(root / "models" / "model.pt"), "--num_workers", "0", "--output_dir", str(tmp_path / "out"),
-        "--fixed", str(tmp_path / "vol.nii.gz"), "--moving", str(tmp_path / "vol.nii.gz"), check=False,
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--ckpt_path",
+        str(root / "models" / "model.pt"),
+        "--num_workers",
+        "0",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--fixed",
+        str(tmp_path / "vol.nii.gz"),
+        "--moving",
+        str(tmp_path / "vol.nii.gz"),
+        check=False,
     )
     assert result.returncode != 0
     assert "vol.nii.gz) has 3 spatial dimensions" in result.stderr
@@ -151,10 +212,32 @@ def test_two_process_training_with_the_multi_gpu_overlay(tmp_path):
     datalist = json.loads((data / "datalist.json").read_text())
     assert len(datalist["validation"]) == 2
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-        "--config_file", config_list("gsmorph_cardiac", "train.json", "multi_gpu_train.json"), "--bundle_root", str(BUNDLE),
-        "--dataset_dir", str(data), "--ckpt_dir", str(tmp_path / "models"), "--output_dir", str(tmp_path / "out"),
-        "--num_workers", "0", "--batch_size", "2", "--num_epochs", "1", "--val_interval", "1",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        config_list("gsmorph_cardiac", "train.json", "multi_gpu_train.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(data),
+        "--ckpt_dir",
+        str(tmp_path / "models"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--num_workers",
+        "0",
+        "--batch_size",
+        "2",
+        "--num_epochs",
+        "1",
+        "--val_interval",
+        "1",
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]

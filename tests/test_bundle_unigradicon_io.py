@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
-
 from monai_ext.networks import unigradicon_network
+
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,35 @@ def weights(tmp_path_factory):
 
 def test_fine_tuning_from_official_weights(lumir_dataset, weights):
     root = weights
-    bundle_log("run", "--config_file", str(CONFIGS / "train.json"), "--bundle_root", str(BUNDLE),
-               "--dataset_dir", str(lumir_dataset / "data"), "--ckpt_dir", str(root / "models"),
-               "--output_dir", str(root / "train"), "--pretrained_weights", str(root / "Step_2_final.trch"),
-               "--image_size", SIZE, "--num_workers", "0", "--batch_size", "1", "--pairs_per_epoch", "1",
-               "--num_epochs", "1", "--val_interval", "5", "--augmentation_start_epoch", "0")
+    bundle_log(
+        "run",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(lumir_dataset / "data"),
+        "--ckpt_dir",
+        str(root / "models"),
+        "--output_dir",
+        str(root / "train"),
+        "--pretrained_weights",
+        str(root / "Step_2_final.trch"),
+        "--image_size",
+        SIZE,
+        "--num_workers",
+        "0",
+        "--batch_size",
+        "1",
+        "--pairs_per_epoch",
+        "1",
+        "--num_epochs",
+        "1",
+        "--val_interval",
+        "5",
+        "--augmentation_start_epoch",
+        "0",
+    )
     official = torch.load(root / "Step_2_final.trch", weights_only=True)
     tuned = torch.load(root / "models" / "model.pt", weights_only=True)
     assert set(tuned) == set(official)
@@ -54,16 +78,35 @@ def test_fine_tuning_from_official_weights(lumir_dataset, weights):
 def test_table1_evaluation(lumir_dataset, weights):
     out = weights / "eval"
     data = lumir_dataset / "data"
-    log = bundle_log("run", "--config_file", config_list("unigradicon_io", "train.json", "evaluate.json"),
-                     "--bundle_root", str(BUNDLE), "--dataset_dir", str(data),
-                     "--ckpt_path", str(weights / "Step_2_final.trch"), "--output_dir", str(out), "--image_size", SIZE,
-                     "--num_workers", "0", "--io_steps_short", "1", "--io_steps_long", "2")
+    log = bundle_log(
+        "run",
+        "--config_file",
+        config_list("unigradicon_io", "train.json", "evaluate.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--dataset_dir",
+        str(data),
+        "--ckpt_path",
+        str(weights / "Step_2_final.trch"),
+        "--output_dir",
+        str(out),
+        "--image_size",
+        SIZE,
+        "--num_workers",
+        "0",
+        "--io_steps_short",
+        "1",
+        "--io_steps_long",
+        "2",
+    )
     for name in TABLE1:
         assert name in log
     assert [r["method"] for r in read_rows(out / "comparison.csv")] == TABLE1
     datalist = json.loads((data / "datalist.json").read_text())
     pairs = {f"{e['fixed_subject']}__{e['moving_subject']}": e for e in datalist["validation_labelled"]}
-    label_names = {value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]}
+    label_names = {
+        value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]
+    }
     summary = {r["method"]: r for r in read_rows(out / "comparison.csv")}
     smoothness = {}
     for folder, method in zip(("direct", "io_short", "io_gp_short", "io_long", "io_gp_long"), TABLE1):
@@ -72,7 +115,9 @@ def test_table1_evaluation(lumir_dataset, weights):
         for row in rows:
             if row["method"] == "Initial":  # the unregistered pair, scored from the label files (label 0 counted)
                 entry = pairs[row["case"]]
-                assert_dice_row_matches_labels(row, data / entry["fixed_label"], data / entry["moving_label"], label_names)
+                assert_dice_row_matches_labels(
+                    row, data / entry["fixed_label"], data / entry["moving_label"], label_names
+                )
         registered = [r for r in rows if r["method"] == method]
         smoothness[method] = [float(r["std_log_jac"]) for r in registered]
         # the table holds each method's mean over the pairs
@@ -90,10 +135,31 @@ def _infer(lumir_dataset, weights, tmp_path, checkpoint, io_mode):
     pair = json.loads((data / "datalist.json").read_text())["validation"][0]
     fixed, moving = (data / pair[k] for k in ("fixed_image", "moving_image"))
     out, submission = tmp_path / io_mode / checkpoint / "out", tmp_path / io_mode / checkpoint / "submission"
-    bundle_log("run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-               "--ckpt_path", str(weights / checkpoint), "--output_dir", str(out), "--num_workers", "0",
-               "--image_size", SIZE, "--fixed", str(fixed), "--moving", str(moving), "--io_mode", io_mode,
-               "--io_steps", "1", "--submission_dir", str(submission))
+    bundle_log(
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--ckpt_path",
+        str(weights / checkpoint),
+        "--output_dir",
+        str(out),
+        "--num_workers",
+        "0",
+        "--image_size",
+        SIZE,
+        "--fixed",
+        str(fixed),
+        "--moving",
+        str(moving),
+        "--io_mode",
+        io_mode,
+        "--io_steps",
+        "1",
+        "--submission_dir",
+        str(submission),
+    )
     files = list(submission.glob("disp_*_*.nii.gz"))
     assert len(files) == 1 and nib.load(files[0]).shape == (*nib.load(fixed).shape, 3)
     methods = {r["method"] for r in read_rows(out / "metrics_per_case.csv")}

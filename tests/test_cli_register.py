@@ -86,10 +86,18 @@ def io_run(data):
     before = copy.deepcopy(net.state_dict())
     out = data["out"]
     ddf = register(
-        str(data["fixed"]), str(data["moving"]), network=net, io_iterations=1, io_mode="projected",
-        transform_out=str(out / "transform.h5"), warped_moving_out=str(out / "warped.nii.gz"),
-        fixed_label=str(data["fixed_label"]), moving_label=str(data["moving_label"]),
-        warped_label_out=str(out / "warped_label.nii.gz"), network_size=NETWORK_SIZE, progress=False,
+        str(data["fixed"]),
+        str(data["moving"]),
+        network=net,
+        io_iterations=1,
+        io_mode="projected",
+        transform_out=str(out / "transform.h5"),
+        warped_moving_out=str(out / "warped.nii.gz"),
+        fixed_label=str(data["fixed_label"]),
+        moving_label=str(data["moving_label"]),
+        warped_label_out=str(out / "warped_label.nii.gz"),
+        network_size=NETWORK_SIZE,
+        progress=False,
     )
     return {"ddf": ddf, "net": net, "before": before}
 
@@ -125,16 +133,23 @@ def test_warped_image_is_what_itk_makes_of_the_transform(io_run, data):
     moving = itk.imread(str(data["moving"]), itk.F)
     transform = itk.transformread(str(data["out"] / "transform.h5"))[0]
     expected = itk.resample_image_filter(
-        moving, transform=transform, interpolator=itk.LinearInterpolateImageFunction.New(moving),
-        use_reference_image=True, reference_image=fixed, default_pixel_value=0.0,
+        moving,
+        transform=transform,
+        interpolator=itk.LinearInterpolateImageFunction.New(moving),
+        use_reference_image=True,
+        reference_image=fixed,
+        default_pixel_value=0.0,
     )
     expected = np.transpose(itk.array_from_image(expected), (2, 1, 0))  # ITK (k, j, i) -> our (i, j, k)
     warped = np.asarray(nib.load(data["out"] / "warped.nii.gz").dataobj)
     assert np.abs(warped - expected).max() < 1e-2  # intensities up to 120
     # and the identity would not do: the comparison sees the field
     identity = itk.resample_image_filter(
-        moving, transform=itk.IdentityTransform[itk.D, 3].New(),
-        interpolator=itk.LinearInterpolateImageFunction.New(moving), use_reference_image=True, reference_image=fixed,
+        moving,
+        transform=itk.IdentityTransform[itk.D, 3].New(),
+        interpolator=itk.LinearInterpolateImageFunction.New(moving),
+        use_reference_image=True,
+        reference_image=fixed,
     )
     identity = np.transpose(itk.array_from_image(identity), (2, 1, 0))
     assert np.abs(identity - expected).max() > 5.0
@@ -153,10 +168,30 @@ def test_command_line_direct_inference_from_the_weight_file(io_run, data, tmp_pa
     transform = tmp_path / "transform.nii.gz"
     warped = tmp_path / "warped.nii.gz"
     result = subprocess.run(
-        [sys.executable, "-m", "monai_ext.cli.register", "--fixed", str(data["fixed"]), "--moving", str(data["moving"]),
-         "--weights", str(data["weights"]), "--network_size", "66,66,66", "--io_iterations", "0",
-         "--transform_out", str(transform), "--warped_moving_out", str(warped)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "monai_ext.cli.register",
+            "--fixed",
+            str(data["fixed"]),
+            "--moving",
+            str(data["moving"]),
+            "--weights",
+            str(data["weights"]),
+            "--network_size",
+            "66,66,66",
+            "--io_iterations",
+            "0",
+            "--transform_out",
+            str(transform),
+            "--warped_moving_out",
+            str(warped),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "direct inference" in result.stdout and "negative Jacobian determinant" in result.stdout
@@ -190,7 +225,9 @@ def test_bad_options_are_named(data):
     with pytest.raises(ValueError, match=r"transform_out .*\.h5"):
         register(str(data["fixed"]), str(data["moving"]), weights=str(data["weights"]), transform_out="t.txt")
     with pytest.raises(ValueError, match="refusing to overwrite"):
-        register(str(data["fixed"]), str(data["moving"]), weights=str(data["weights"]), warped_moving_out=str(data["fixed"]))
+        register(
+            str(data["fixed"]), str(data["moving"]), weights=str(data["weights"]), warped_moving_out=str(data["fixed"])
+        )
 
 
 def test_missing_files_are_named(data, tmp_path):
@@ -214,7 +251,9 @@ def test_unsuitable_images_are_named(data, tmp_path):
     air = tmp_path / "air_ct.nii.gz"
     nib.save(nib.Nifti1Image(np.linspace(-3000, -1000, 8000, dtype=np.float32).reshape(20, 20, 20), np.eye(4)), air)
     with pytest.raises(ValueError, match=r"air_ct\.nii\.gz' is constant after CT intensity scaling"):
-        register(str(data["fixed"]), str(air), moving_modality="ct", allow_random_weights=True, network_size=NETWORK_SIZE)
+        register(
+            str(data["fixed"]), str(air), moving_modality="ct", allow_random_weights=True, network_size=NETWORK_SIZE
+        )
 
 
 def test_console_script_is_declared():

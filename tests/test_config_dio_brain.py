@@ -10,11 +10,11 @@ import torch
 from monai.bundle import ConfigWorkflow
 from monai.losses import DiceLoss, LocalNormalizedCrossCorrelationLoss
 
-from helpers import BUNDLES, bundle_config, dice_by_hand
-
 from monai_ext.networks import DIORegistration, dio_lku
 from monai_ext.objectives import DIOObjective
 from monai_ext.spatial import warp_image
+
+from helpers import BUNDLES, bundle_config, dice_by_hand
 
 BUNDLE = BUNDLES / "dio_brain"
 CONFIGS = BUNDLE / "configs"
@@ -25,8 +25,14 @@ OASIS_LABELS = list(range(1, 36))
 def _workflow(config_files, tmp_path, dataset_dir=None, workflow_type="train", **overrides) -> ConfigWorkflow:
     extra = {} if dataset_dir is None else {"dataset_dir": str(dataset_dir)}
     workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in config_files], workflow_type=workflow_type, bundle_root=str(BUNDLE),
-        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "out"), num_workers=0, **extra, **overrides,
+        config_file=[str(CONFIGS / f) for f in config_files],
+        workflow_type=workflow_type,
+        bundle_root=str(BUNDLE),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "out"),
+        num_workers=0,
+        **extra,
+        **overrides,
     )
     workflow.initialize()
     return workflow
@@ -37,9 +43,13 @@ def test_training_defaults_are_the_papers(oasis_dataset):
     network = parser.get_parsed_content("network")
     assert isinstance(network, DIORegistration)
     # §4.2 Table 1: LKU features; official configuration: 16 channels per level, maps 16-16-32-32-64
-    reference = dio_lku(spatial_dims=3, in_channels=1, feature_channels=16, scales=[4, 2, 1], channels=[16, 16, 32, 32, 64])
+    reference = dio_lku(
+        spatial_dims=3, in_channels=1, feature_channels=16, scales=[4, 2, 1], channels=[16, 16, 32, 32, 64]
+    )
     assert network.feature_net.state_dict().keys() == reference.state_dict().keys()
-    assert [v.shape for v in network.feature_net.state_dict().values()] == [v.shape for v in reference.state_dict().values()]
+    assert [v.shape for v in network.feature_net.state_dict().values()] == [
+        v.shape for v in reference.state_dict().values()
+    ]
     # Algorithm 2 / App. A.3: scales 4, 2, 1; official: 200/100/50 iterations, feature MSE, eps 1e-3 patience 4
     solver = network.solver
     assert parser.get_parsed_content("scales") == [4, 2, 1]
@@ -66,8 +76,14 @@ def test_training_defaults_are_the_papers(oasis_dataset):
 
 def test_evaluation_solver_switches_from_the_command_line(oasis_dataset, tmp_path):
     parser = _workflow(
-        ["train.json", "evaluate.json"], tmp_path, oasis_dataset / "data", workflow_type="eval",
-        feature_network="intensity", eval_transform="svf", eval_optimizer="sgd", eval_iterations=[5, 4, 3],
+        ["train.json", "evaluate.json"],
+        tmp_path,
+        oasis_dataset / "data",
+        workflow_type="eval",
+        feature_network="intensity",
+        eval_transform="svf",
+        eval_optimizer="sgd",
+        eval_iterations=[5, 4, 3],
     ).parser
     solver = parser.get_parsed_content("evaluate#switched_solver#solver")
     assert (solver.transform, solver.optimizer, solver.iterations) == ("svf", "sgd", [5, 4, 3])
@@ -76,7 +92,9 @@ def test_evaluation_solver_switches_from_the_command_line(oasis_dataset, tmp_pat
     assert (trained.transform, trained.optimizer, trained.iterations) == ("freeform", "sgd", [200, 100, 50])
     assert parser.get_parsed_content("evaluation_labels") == OASIS_LABELS  # OASIS: 35 labels, no background
     # by default the switched solver is Adam with the greedy diffeomorphic model (Table 2)
-    default = bundle_config("dio_brain", "train.json", "evaluate.json").get_parsed_content("evaluate#switched_solver#solver")
+    default = bundle_config("dio_brain", "train.json", "evaluate.json").get_parsed_content(
+        "evaluate#switched_solver#solver"
+    )
     assert (default.transform, default.optimizer) == ("diffeomorphic", "adam")
 
 
@@ -94,15 +112,24 @@ def test_verify_net_in_out():
 
     # ceil(16 / 4) = 4 voxels at the coarsest level
     verify_net_in_out(
-        net_id="network_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
-        device="cpu", any=16, iterations=[2, 2, 2], **TINY_NET,
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "inference.json"),
+        device="cpu",
+        any=16,
+        iterations=[2, 2, 2],
+        **TINY_NET,
     )
 
 
 def test_intensity_baseline_runs_without_a_checkpoint(tmp_path):
     workflow = _workflow(
-        ["inference.json"], tmp_path, workflow_type="infer", ckpt_path=str(tmp_path / "absent.pt"),
-        feature_network="intensity", iterations=[2, 2, 2],
+        ["inference.json"],
+        tmp_path,
+        workflow_type="infer",
+        ckpt_path=str(tmp_path / "absent.pt"),
+        feature_network="intensity",
+        iterations=[2, 2, 2],
     )
     network = workflow.parser.get_parsed_content("network")  # no checkpoint to load for the scale space
     assert sum(p.numel() for p in network.parameters()) == 0
@@ -115,9 +142,15 @@ def _eq2_and_dice(parser, pairs) -> tuple[float, float]:
     network, objective = parser.get_parsed_content("network"), parser.get_parsed_content("objective")
     losses, dices = [], []
     for pair in pairs:
-        batch = {k: torch.as_tensor(v)[None] for k, v in pair.items() if k in ("fixed_image", "moving_image", "fixed_label", "moving_label")}
+        batch = {
+            k: torch.as_tensor(v)[None]
+            for k, v in pair.items()
+            if k in ("fixed_image", "moving_image", "fixed_label", "moving_label")
+        }
         with torch.no_grad():
-            terms = objective(network, batch["moving_image"], batch["fixed_image"], batch["fixed_label"], batch["moving_label"])
+            terms = objective(
+                network, batch["moving_image"], batch["fixed_image"], batch["fixed_label"], batch["moving_label"]
+            )
         losses.append(float(terms.similarity))
         warped = warp_image(batch["moving_label"].float(), torch.as_tensor(terms.ddf), mode="nearest").numpy()
         fixed = batch["fixed_label"].numpy()
@@ -129,12 +162,24 @@ def test_training_lowers_eq2_and_raises_dice(oasis_dataset, tmp_path):
     # the bundle's trainer for 15 pairs (tiny LKU, 5 solver iterations per level, outer lr 3e-3)
     data = oasis_dataset / "data"
     parser = _workflow(
-        ["train.json"], tmp_path, data, iterations=[5, 5, 5], learning_rate=3e-3, num_epochs=1, iterations_per_epoch=15,
-        val_interval=100, **TINY_NET,
+        ["train.json"],
+        tmp_path,
+        data,
+        iterations=[5, 5, 5],
+        learning_rate=3e-3,
+        num_epochs=1,
+        iterations_per_epoch=15,
+        val_interval=100,
+        **TINY_NET,
     ).parser
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     sets = {
-        key: [preprocessing(e) for e in monai.data.load_decathlon_datalist(str(data / "datalist.json"), data_list_key=key, base_dir=str(data))]
+        key: [
+            preprocessing(e)
+            for e in monai.data.load_decathlon_datalist(
+                str(data / "datalist.json"), data_list_key=key, base_dir=str(data)
+            )
+        ]
         for key in ("training", "validation")
     }
     before = {key: _eq2_and_dice(parser, pairs) for key, pairs in sets.items()}

@@ -8,12 +8,12 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from helpers import BUNDLES, bundle_config
-
 from monai_ext.inferers import InstanceOptimizationInferer
 from monai_ext.losses import GradICONLoss, LNCCLoss
 from monai_ext.networks import TwoStepRegistration, gradicon_stage1
 from monai_ext.objectives import InverseConsistentObjective
+
+from helpers import BUNDLES, bundle_config
 
 BUNDLE = BUNDLES / "gradicon_brain"
 CONFIGS = BUNDLE / "configs"
@@ -28,9 +28,14 @@ def _component_id(parser, list_id: str, target: str) -> str:
 
 def _workflow(dataset_dir, tmp_path, config_file=("train.json",), **overrides) -> ConfigWorkflow:
     workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in config_file], workflow_type="train", bundle_root=str(BUNDLE),
-        dataset_dir=str(dataset_dir), ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "out"),
-        num_workers=0, **overrides,
+        config_file=[str(CONFIGS / f) for f in config_file],
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(dataset_dir),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "out"),
+        num_workers=0,
+        **overrides,
     )
     workflow.initialize()
     return workflow
@@ -105,8 +110,12 @@ def test_oasis_switch_reads_its_datalist(oasis_dataset, tmp_path):
 
 def test_multi_gpu_overlay_shards_the_data(lumir_dataset, tmp_path, single_process_group):
     parser = _workflow(
-        lumir_dataset / "data", tmp_path, config_file=("train.json", "multi_gpu_train.json"), image_size=SMALL,
-        batch_size=1, iterations_per_epoch=3,
+        lumir_dataset / "data",
+        tmp_path,
+        config_file=("train.json", "multi_gpu_train.json"),
+        image_size=SMALL,
+        batch_size=1,
+        iterations_per_epoch=3,
     ).parser
     loader = parser.get_parsed_content("train#dataloader")
     assert type(loader.sampler).__name__ == "DistributedSampler"

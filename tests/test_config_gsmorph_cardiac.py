@@ -9,10 +9,10 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from helpers import BUNDLES, bundle_config
-
 from monai_ext.losses import GradientSmoothnessLoss
 from monai_ext.networks import GSMorphUNet
+
+from helpers import BUNDLES, bundle_config
 
 BUNDLE = BUNDLES / "gsmorph_cardiac"
 CONFIGS = BUNDLE / "configs"
@@ -21,8 +21,14 @@ CONFIGS = BUNDLE / "configs"
 def _train_workflow(acdc_dataset, tmp_path, config_file="train.json", **overrides) -> ConfigWorkflow:
     files = [str(CONFIGS / f) for f in ([config_file] if isinstance(config_file, str) else config_file)]
     workflow = ConfigWorkflow(
-        config_file=files, workflow_type="train", bundle_root=str(BUNDLE), dataset_dir=str(acdc_dataset / "data"),
-        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "out"), num_workers=0, **overrides,
+        config_file=files,
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(acdc_dataset / "data"),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "out"),
+        num_workers=0,
+        **overrides,
     )
     workflow.initialize()
     return workflow
@@ -94,15 +100,23 @@ def test_verify_net_in_out_and_ckpt_export(tmp_path):
     from monai.bundle import ckpt_export, verify_net_in_out
 
     verify_net_in_out(
-        net_id="network_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"),
-        device="cpu", n=4, any=1,
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "inference.json"),
+        device="cpu",
+        n=4,
+        any=1,
     )
     torch.manual_seed(0)
     network = bundle_config("gsmorph_cardiac", "inference.json").get_parsed_content("network_def")
     torch.save(network.state_dict(), tmp_path / "model.pt")
     ckpt_export(
-        net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(tmp_path / "model.pt"),
-        meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json"), bundle_root=str(BUNDLE),
+        net_id="network_def",
+        filepath=str(tmp_path / "model.ts"),
+        ckpt_file=str(tmp_path / "model.pt"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "inference.json"),
+        bundle_root=str(BUNDLE),
     )
     scripted = torch.jit.load(tmp_path / "model.ts")
     x = torch.rand(1, 2, 64, 64)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from helpers import BUNDLES, bundle_config
-
 from monai_ext.inferers import InstanceOptimizationInferer, NetworkGridInferer
 from monai_ext.losses import GradICONLoss, LNCCLoss
 from monai_ext.networks import unigradicon_network
+
+from helpers import BUNDLES, bundle_config
 
 BUNDLE = BUNDLES / "unigradicon_io"
 CONFIGS = BUNDLE / "configs"
@@ -53,8 +53,11 @@ def test_fine_tuning_starts_from_the_official_weights(tmp_path):
         p.data.normal_(0.0, 0.1)
     torch.save(official.state_dict(), tmp_path / "Step_2_final.trch")
     workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"), workflow_type="train", bundle_root=str(BUNDLE),
-        ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "out"),
+        config_file=str(CONFIGS / "train.json"),
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "out"),
         pretrained_weights=str(tmp_path / "Step_2_final.trch"),
     )
     workflow.initialize()
@@ -67,8 +70,12 @@ def test_table1_evaluation_settings_are_the_papers():
     parser = bundle_config("unigradicon_io", "train.json", "evaluate.json")
     assert type(parser.get_parsed_content("evaluate#direct#inferer")) is NetworkGridInferer
     # Table 1: IO and IO-GP for n = 50 and n = 100
-    expected = {"io_short": (50, "weighted_sum"), "io_gp_short": (50, "random"), "io_long": (100, "weighted_sum"),
-                "io_gp_long": (100, "random")}
+    expected = {
+        "io_short": (50, "weighted_sum"),
+        "io_gp_short": (50, "random"),
+        "io_long": (100, "weighted_sum"),
+        "io_gp_long": (100, "random"),
+    }
     for name, (steps, rule) in expected.items():
         inferer = parser.get_parsed_content(f"evaluate#{name}#inferer")
         assert (inferer.steps, inferer.surgery.rule, inferer.surgery.weight) == (steps, rule, 1.5), name
@@ -95,9 +102,16 @@ def test_inference_io_mode_selects_the_inferer(io_mode, rule):
 
 def test_multi_gpu_overlay_shards_the_data(lumir_dataset, tmp_path, single_process_group):
     workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")], workflow_type="train",
-        bundle_root=str(BUNDLE), dataset_dir=str(lumir_dataset / "data"), ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"), num_workers=0, image_size=[66, 66, 66], batch_size=1, pairs_per_epoch=3,
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")],
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        dataset_dir=str(lumir_dataset / "data"),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "out"),
+        num_workers=0,
+        image_size=[66, 66, 66],
+        batch_size=1,
+        pairs_per_epoch=3,
     )
     workflow.initialize()
     loader = workflow.parser.get_parsed_content("train#dataloader")

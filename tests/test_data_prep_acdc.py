@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from helpers import rewrite_nifti
-
 from data_prep.acdc import prepare_acdc
 from data_prep.synthetic import make_synthetic_acdc
+
+from helpers import rewrite_nifti
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE, SLICES, FRAMES, NUM = (64, 72), 4, 8, 5
@@ -28,8 +28,9 @@ SPLITS = ("training", "validation", "testing")
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
-    return make_synthetic_acdc(tmp_path_factory.mktemp("acdc_raw"), num_subjects=NUM, size=SIZE, slices=SLICES,
-                               frames=FRAMES, seed=1)
+    return make_synthetic_acdc(
+        tmp_path_factory.mktemp("acdc_raw"), num_subjects=NUM, size=SIZE, slices=SLICES, frames=FRAMES, seed=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,10 @@ def test_outputs_world_placement_labels_and_ed_es_frames(raw, out):
         ed, es = int(info["ED"]), int(info["ES"])  # 1-based frame numbers
         cine = nib.load(folder / f"{pid}_4d.nii.gz")
         frames = np.asanyarray(cine.dataobj).astype(float)
-        gts = {p: np.asanyarray(nib.load(folder / f"{pid}_frame{t:02d}_gt.nii.gz").dataobj) for p, t in
-               (("ED", ed), ("ES", es))}
+        gts = {
+            p: np.asanyarray(nib.load(folder / f"{pid}_frame{t:02d}_gt.nii.gz").dataobj)
+            for p, t in (("ED", ed), ("ES", es))
+        }
         expected_slices = [z for z in range(SLICES) if gts["ED"][..., z].any() and gts["ES"][..., z].any()]
         mine = [e for e in entries if e["subject"] == pid]
         assert [e["slice"] for e in mine] == expected_slices and len(expected_slices) >= 2
@@ -96,8 +99,9 @@ def test_outputs_world_placement_labels_and_ed_es_frames(raw, out):
                 np.testing.assert_allclose(label.affine, image.affine)
                 np.testing.assert_allclose(image.header.get_zooms(), cine.header.get_zooms()[:2], rtol=1e-6)
                 # the intensities are those of the 1-based frame number, i.e. volume frame - 1 ...
-                expected, index, inside = _expected_from_source(out / e[f"{role}_image"], frames[..., frame],
-                                                                cine.affine, z)
+                expected, index, inside = _expected_from_source(
+                    out / e[f"{role}_image"], frames[..., frame], cine.affine, z
+                )
                 np.testing.assert_allclose(data, expected, atol=1e-5)
                 # ... and not those of the next volume
                 wrong, _, _ = _expected_from_source(out / e[f"{role}_image"], frames[..., frame + 1], cine.affine, z)
@@ -184,8 +188,6 @@ def _frame_path(folder, which, gt=False):
     return folder / f"{folder.name}_frame{number:02d}{'_gt' if gt else ''}.nii.gz"
 
 
-
-
 def _drop_ed_line(folder):
     cfg = folder / "Info.cfg"
     cfg.write_text("\n".join(line for line in cfg.read_text().splitlines() if not line.startswith("ED")))
@@ -219,17 +221,29 @@ BAD_INPUTS = {
     "missing Info.cfg": (FileNotFoundError, lambda f: _unlink(f / "Info.cfg"), r"Info.cfg not found"),
     "Info.cfg without ED": (ValueError, _drop_ed_line, r"no 'ED:' line"),
     "missing frame file": (FileNotFoundError, lambda f: _unlink(_frame_path(f, "ES")), r"file not found"),
-    "frame without labels": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED", True), np.zeros_like),
-                                                     _frame_path(f, "ED", True))[1], r"no labelled voxels"),
-    "4-D frame": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED"), lambda a: np.stack([a, a], -1)),
-                                         _frame_path(f, "ED"))[1], r"expected a 3-D \(X, Y, Z\) volume"),
+    "frame without labels": (
+        ValueError,
+        lambda f: (rewrite_nifti(_frame_path(f, "ED", True), np.zeros_like), _frame_path(f, "ED", True))[1],
+        r"no labelled voxels",
+    ),
+    "4-D frame": (
+        ValueError,
+        lambda f: (rewrite_nifti(_frame_path(f, "ED"), lambda a: np.stack([a, a], -1)), _frame_path(f, "ED"))[1],
+        r"expected a 3-D \(X, Y, Z\) volume",
+    ),
     "NaN image": (ValueError, _nan, r"image contains NaN"),
     "label outside set": (ValueError, _bad_label, r"label values \[5\] outside the expected set"),
-    "image/label shape": (ValueError, lambda f: (rewrite_nifti(_frame_path(f, "ED", True), lambda a: a[:, :-2]),
-                                                 _frame_path(f, "ED", True))[1], r"image/label shape mismatch"),
+    "image/label shape": (
+        ValueError,
+        lambda f: (rewrite_nifti(_frame_path(f, "ED", True), lambda a: a[:, :-2]), _frame_path(f, "ED", True))[1],
+        r"image/label shape mismatch",
+    ),
     "ED/ES sizes": (ValueError, _size_mismatch, r"ED/ES size mismatch"),
-    "unreadable file": (ValueError, lambda f: (_frame_path(f, "ES", True).write_bytes(b"garbage"),
-                                               _frame_path(f, "ES", True))[1], r"cannot read"),
+    "unreadable file": (
+        ValueError,
+        lambda f: (_frame_path(f, "ES", True).write_bytes(b"garbage"), _frame_path(f, "ES", True))[1],
+        r"cannot read",
+    ),
 }
 
 
@@ -279,13 +293,56 @@ def test_constant_slice_is_skipped(raw, tmp_path, caplog):
 def test_command_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     raw, out = tmp_path / "raw", tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "data_prep", "synthetic", "acdc", "--out", str(raw), "--num_subjects", "4",
-                    "--size", "48,40", "--slices", "3", "--frames", "6", "--seed", "2"], check=True, cwd=REPO, env=env,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "synthetic",
+            "acdc",
+            "--out",
+            str(raw),
+            "--num_subjects",
+            "4",
+            "--size",
+            "48,40",
+            "--slices",
+            "3",
+            "--frames",
+            "6",
+            "--seed",
+            "2",
+        ],
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert (raw / "training" / "patient004" / "Info.cfg").is_file()
-    result = subprocess.run([sys.executable, "-m", "data_prep", "acdc", "--root", str(raw), "--out", str(out),
-                             "--crop_size", "64", "--split", "0.5,0.25,0.25", "--seed", "1"], check=True, cwd=REPO,
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "acdc",
+            "--root",
+            str(raw),
+            "--out",
+            str(out),
+            "--crop_size",
+            "64",
+            "--split",
+            "0.5,0.25,0.25",
+            "--seed",
+            "1",
+        ],
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.strip() == str(out / "datalist.json")
     assert "patient004: 2 slice pairs" in result.stderr
     datalist = json.loads((out / "datalist.json").read_text())

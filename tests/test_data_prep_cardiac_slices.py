@@ -118,9 +118,15 @@ def _pair(subject="s1", shape=(40, 36, 3)):
     label[15:25, 10:20, :] = 2
     label[18:22, 13:17, :] = 1
     sources = {k: f"{subject}_{k}.nii.gz" for k in ("fixed_image", "moving_image", "fixed_label", "moving_label")}
-    return PhasePair(subject=subject, fixed_image=rng.random(shape, dtype=np.float32) * 50,
-                     moving_image=rng.random(shape, dtype=np.float32) * 50, fixed_label=label,
-                     moving_label=label.copy(), affine=np.diag([1.5, 1.5, 8.0, 1.0]), sources=sources)
+    return PhasePair(
+        subject=subject,
+        fixed_image=rng.random(shape, dtype=np.float32) * 50,
+        moving_image=rng.random(shape, dtype=np.float32) * 50,
+        fixed_label=label,
+        moving_label=label.copy(),
+        affine=np.diag([1.5, 1.5, 8.0, 1.0]),
+        sources=sources,
+    )
 
 
 def test_phase_pair_checks():

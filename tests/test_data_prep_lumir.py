@@ -14,12 +14,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from helpers import edit_json, rewrite_nifti
-
 from data_prep.__main__ import synthetic as synthetic_command
 from data_prep.brain_datalist import random_pairs, subject_number
 from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, prepare_lumir
 from data_prep.synthetic_brain import LANDMARKS, make_synthetic_lumir
+
+from helpers import edit_json, rewrite_nifti
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL, SIZE = 6, 6, (24, 28, 26)
@@ -27,8 +27,9 @@ NUM_TRAIN, NUM_VAL, SIZE = 6, 6, (24, 28, 26)
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
-    return make_synthetic_lumir(tmp_path_factory.mktemp("lumir_raw"), num_train=NUM_TRAIN, num_val=NUM_VAL, size=SIZE,
-                                seed=3)
+    return make_synthetic_lumir(
+        tmp_path_factory.mktemp("lumir_raw"), num_train=NUM_TRAIN, num_val=NUM_VAL, size=SIZE, seed=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,11 @@ def test_stand_in_has_the_lumir_layout(raw):
     assert [e["image"] for e in data["training"]] == [f"./imagesTr/LUMIRMRI_{i:04d}_0000.nii.gz" for i in range(6)]
     # two groups of validation images (Dice group, landmark group), consecutive pairs fixed = i+1, moving = i
     assert [(subject_number(p["fixed"]), subject_number(p["moving"])) for p in data["validation"]] == [
-        (7, 6), (8, 7), (10, 9), (11, 10)]
+        (7, 6),
+        (8, 7),
+        (10, 9),
+        (11, 10),
+    ]
     image = nib.load(raw / "imagesVal" / "LUMIRMRI_0006_0000.nii.gz")
     assert image.shape == SIZE and image.get_data_dtype() == np.uint8
     assert nib.aff2axcodes(image.affine) == ("R", "A", "S")
@@ -57,7 +62,8 @@ def test_stand_in_has_the_lumir_layout(raw):
     assert values.min() == 0 and 150 < values.max() <= 255
     assert sorted(p.name for p in (raw / "labelsVal").iterdir()) == [f"LUMIRMRI_{i:04d}_0000.nii.gz" for i in (6, 7, 8)]
     assert sorted(p.name for p in (raw / "landmarksVal").iterdir()) == [
-        f"LUMIRMRI_{i:04d}_0000.nii.gz" for i in (9, 10, 11)]
+        f"LUMIRMRI_{i:04d}_0000.nii.gz" for i in (9, 10, 11)
+    ]
     labels = np.asanyarray(nib.load(raw / "labelsVal" / "LUMIRMRI_0006_0000.nii.gz").dataobj)
     assert set(np.unique(labels)) <= set(LUMIR_DICE_LABELS) and len(np.unique(labels)) > 20
     landmarks = np.asanyarray(nib.load(raw / "landmarksVal" / "LUMIRMRI_0009_0000.nii.gz").dataobj)
@@ -72,15 +78,25 @@ def test_validation_pairs_are_kept_as_listed(raw, datalist):
         assert _resolve(out, entry["fixed_image"]) == (raw / pair["fixed"]).resolve()
         assert _resolve(out, entry["moving_image"]) == (raw / pair["moving"]).resolve()
         assert subject_number(entry["fixed_image"]) == subject_number(entry["moving_image"]) + 1  # fixed = i+1
-    assert [e["fixed_subject"] for e in data["validation"]] == ["LUMIRMRI_0007", "LUMIRMRI_0008", "LUMIRMRI_0010",
-                                                              "LUMIRMRI_0011"]
+    assert [e["fixed_subject"] for e in data["validation"]] == [
+        "LUMIRMRI_0007",
+        "LUMIRMRI_0008",
+        "LUMIRMRI_0010",
+        "LUMIRMRI_0011",
+    ]
     # labels for the first group, landmarks for the second, found as the official evaluation finds them
     assert [(e["fixed_subject"], e["moving_subject"]) for e in data["validation_labelled"]] == [
-        ("LUMIRMRI_0007", "LUMIRMRI_0006"), ("LUMIRMRI_0008", "LUMIRMRI_0007")]
-    assert _resolve(out, data["validation_labelled"][0]["fixed_label"]) == (
-        raw / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz").resolve()
+        ("LUMIRMRI_0007", "LUMIRMRI_0006"),
+        ("LUMIRMRI_0008", "LUMIRMRI_0007"),
+    ]
+    assert (
+        _resolve(out, data["validation_labelled"][0]["fixed_label"])
+        == (raw / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz").resolve()
+    )
     assert [e["moving_landmarks"].split("/")[-2:] for e in data["validation_landmarks"]] == [
-        ["landmarksVal", "LUMIRMRI_0009_0000.nii.gz"], ["landmarksVal", "LUMIRMRI_0010_0000.nii.gz"]]
+        ["landmarksVal", "LUMIRMRI_0009_0000.nii.gz"],
+        ["landmarksVal", "LUMIRMRI_0010_0000.nii.gz"],
+    ]
     assert data["testing"] == [] and data["testing_labelled"] == []
 
 
@@ -102,7 +118,8 @@ def test_seeded_reproducible(raw, datalist, tmp_path):
     again = prepare_lumir(raw, tmp_path / "again", check_data=False)
     same = json.loads(again.read_text())
     assert [(e["fixed_subject"], e["moving_subject"]) for e in same["training"]] == [
-        (e["fixed_subject"], e["moving_subject"]) for e in data["training"]]
+        (e["fixed_subject"], e["moving_subject"]) for e in data["training"]
+    ]
     other = json.loads(prepare_lumir(raw, tmp_path / "other", seed=1, num_pairs=30).read_text())
     assert len(other["training"]) == 30 == NUM_TRAIN * (NUM_TRAIN - 1)  # every ordered pair once
     assert len({(e["fixed_subject"], e["moving_subject"]) for e in other["training"]}) == 30
@@ -151,10 +168,6 @@ def test_monai_loads_the_datalist(datalist):
 # ------------------------------------------------------------------------------------------
 
 
-
-
-
-
 def _unlink(path):
     path.unlink()
     return path
@@ -169,26 +182,51 @@ def _nan(a):
 BAD_INPUTS = {
     "missing JSON": (FileNotFoundError, lambda r: _unlink(r / LUMIR_JSON), "dataset JSON not found"),
     "not JSON": (ValueError, lambda r: ((r / LUMIR_JSON).write_text("{oops"), r / LUMIR_JSON)[1], "not a valid JSON"),
-    "JSON without validation": (ValueError, lambda r: edit_json(r / LUMIR_JSON, lambda d: d.pop("validation")),
-                                r"missing key\(s\) \['validation'\]"),
-    "training entry without image": (ValueError, lambda r: edit_json(r / LUMIR_JSON, lambda d: d["training"][2].pop("image")),
-                                     r"'training'\[2\] has no 'image' path"),
-    "missing image file": (FileNotFoundError, lambda r: _unlink(r / "imagesTr" / "LUMIRMRI_0003_0000.nii.gz"),
-                           r"file not found \(listed in .* as 'training'\[3\].image\)"),
-    "missing validation image": (FileNotFoundError, lambda r: _unlink(r / "imagesVal" / "LUMIRMRI_0009_0000.nii.gz"),
-                                 r"'validation'\[2\].moving"),
-    "4-D image": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0002_0000.nii.gz",
-                                                  lambda a: np.stack([a, a], -1)),
-                  r"expected a 3-D \(X, Y, Z\) volume"),
-    "NaN image": (ValueError, lambda r: rewrite_nifti(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", _nan),
-                  "image contains NaN"),
-    "intensity beyond 255": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0001_0000.nii.gz",
-                                                             lambda a: a.astype(np.float32) * 2.0),
-                             r"outside LUMIR's \[0, 255\]"),
-    "image of another size": (ValueError, lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0004_0000.nii.gz",
-                                                              lambda a: a[:-2]), "differs from the other LUMIR images"),
-    "image/label shape": (ValueError, lambda r: rewrite_nifti(r / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz",
-                                                          lambda a: a[:, :-1]), "image/label shape mismatch"),
+    "JSON without validation": (
+        ValueError,
+        lambda r: edit_json(r / LUMIR_JSON, lambda d: d.pop("validation")),
+        r"missing key\(s\) \['validation'\]",
+    ),
+    "training entry without image": (
+        ValueError,
+        lambda r: edit_json(r / LUMIR_JSON, lambda d: d["training"][2].pop("image")),
+        r"'training'\[2\] has no 'image' path",
+    ),
+    "missing image file": (
+        FileNotFoundError,
+        lambda r: _unlink(r / "imagesTr" / "LUMIRMRI_0003_0000.nii.gz"),
+        r"file not found \(listed in .* as 'training'\[3\].image\)",
+    ),
+    "missing validation image": (
+        FileNotFoundError,
+        lambda r: _unlink(r / "imagesVal" / "LUMIRMRI_0009_0000.nii.gz"),
+        r"'validation'\[2\].moving",
+    ),
+    "4-D image": (
+        ValueError,
+        lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0002_0000.nii.gz", lambda a: np.stack([a, a], -1)),
+        r"expected a 3-D \(X, Y, Z\) volume",
+    ),
+    "NaN image": (
+        ValueError,
+        lambda r: rewrite_nifti(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", _nan),
+        "image contains NaN",
+    ),
+    "intensity beyond 255": (
+        ValueError,
+        lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0001_0000.nii.gz", lambda a: a.astype(np.float32) * 2.0),
+        r"outside LUMIR's \[0, 255\]",
+    ),
+    "image of another size": (
+        ValueError,
+        lambda r: rewrite_nifti(r / "imagesTr" / "LUMIRMRI_0004_0000.nii.gz", lambda a: a[:-2]),
+        "differs from the other LUMIR images",
+    ),
+    "image/label shape": (
+        ValueError,
+        lambda r: rewrite_nifti(r / "labelsVal" / "LUMIRMRI_0007_0000.nii.gz", lambda a: a[:, :-1]),
+        "image/label shape mismatch",
+    ),
 }
 
 
@@ -221,9 +259,28 @@ def test_command_line(tmp_path):
     assert synthetic_command("lumir", str(raw), num_subjects=4, num_val=3, size=(20, 24, 22), seed=1) == str(raw)
     # ... and the converter's entry point as a user runs it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "data_prep", "lumir", "--root", str(raw), "--out", str(out),
-                             "--num_pairs", "5", "--seed", "2", "--absolute_paths"], check=True, cwd=REPO, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "lumir",
+            "--root",
+            str(raw),
+            "--out",
+            str(out),
+            "--num_pairs",
+            "5",
+            "--seed",
+            "2",
+            "--absolute_paths",
+        ],
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.strip() == str(out / "datalist.json")
     data = json.loads((out / "datalist.json").read_text())
     assert len(data["training"]) == 5 and data["seed"] == 2 and data["spatial_shape"] == [20, 24, 22]

@@ -12,10 +12,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from helpers import rewrite_nifti
-
 from data_prep.mnms import MNMS_CSV_NAMES, prepare_mnms, read_mnms_csv, resolve_ed_es
 from data_prep.synthetic import make_synthetic_mnms
+
+from helpers import rewrite_nifti
 
 SIZE, SLICES, FRAMES, NUM = (64, 56), 4, 8, 5
 SPLITS = ("training", "validation", "testing")
@@ -23,8 +23,15 @@ SPLITS = ("training", "validation", "testing")
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
-    return make_synthetic_mnms(tmp_path_factory.mktemp("mnms_raw"), num_subjects=NUM, size=SIZE, slices=SLICES,
-                               frames=FRAMES, seed=4, num_unlabelled=1)
+    return make_synthetic_mnms(
+        tmp_path_factory.mktemp("mnms_raw"),
+        num_subjects=NUM,
+        size=SIZE,
+        slices=SLICES,
+        frames=FRAMES,
+        seed=4,
+        num_unlabelled=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +85,15 @@ def _check_subject(out, entries, folder, ed, es):
         for role, frame in (("fixed", ed), ("moving", es)):
             data = np.asanyarray(nib.load(out / e[f"{role}_image"]).dataobj)
             assert data.shape == (128, 128) and data.min() == 0.0 and data.max() == 1.0
-            expected, index, inside = _normalised_crop(out / e[f"{role}_image"], sequence, image.affine, frame,
-                                                       e["slice"])
+            expected, index, inside = _normalised_crop(
+                out / e[f"{role}_image"], sequence, image.affine, frame, e["slice"]
+            )
             np.testing.assert_allclose(data, expected, atol=1e-5)
             # M&Ms labels are kept as they are (1 LV, 2 Myo, 3 RV)
             src = gt[np.clip(index[0], 0, SIZE[0] - 1), np.clip(index[1], 0, SIZE[1] - 1), e["slice"], frame]
-            np.testing.assert_array_equal(np.asanyarray(nib.load(out / e[f"{role}_label"]).dataobj),
-                                          np.where(inside, src, 0))
+            np.testing.assert_array_equal(
+                np.asanyarray(nib.load(out / e[f"{role}_label"]).dataobj), np.where(inside, src, 0)
+            )
     return mine
 
 
@@ -146,8 +155,6 @@ def test_resolve_ed_es():
         resolve_ed_es(gt, 0, 4, "gt.nii.gz", "X")
     with pytest.raises(ValueError, match=r"gt\.nii\.gz: no labelled frame"):
         resolve_ed_es(np.zeros_like(gt), 0, 4, "gt.nii.gz", "X")
-
-
 
 
 def _third_labelled_frame(root, code, rows):

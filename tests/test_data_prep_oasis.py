@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import edit_json, rewrite_nifti
-
 from data_prep.__main__ import synthetic as synthetic_command
 from data_prep.brain_datalist import subject_number
 from data_prep.oasis import (
@@ -32,6 +30,8 @@ from data_prep.oasis import (
 from data_prep.synthetic_brain import SEG35_TO_SEG24, brain_subject, make_synthetic_oasis
 from monai_ext.spatial import warp_image, warp_label
 
+from helpers import edit_json, rewrite_nifti
+
 REPO = Path(__file__).resolve().parents[1]
 NUM, NUM_VAL, NUM_TEST = 8, 3, 2
 L2R_SIZE = (24, 28, 26)  # RAS, as the Learn2Reg release
@@ -40,14 +40,16 @@ NEURITE_SIZE = (24, 26, 28)  # LIA, as neurite-OASIS (160 x 192 x 224)
 
 @pytest.fixture(scope="module")
 def l2r(tmp_path_factory):
-    return make_synthetic_oasis(tmp_path_factory.mktemp("l2r_raw"), num_subjects=NUM, num_val=NUM_VAL,
-                                num_test=NUM_TEST, size=L2R_SIZE, seed=2)
+    return make_synthetic_oasis(
+        tmp_path_factory.mktemp("l2r_raw"), num_subjects=NUM, num_val=NUM_VAL, num_test=NUM_TEST, size=L2R_SIZE, seed=2
+    )
 
 
 @pytest.fixture(scope="module")
 def neurite(tmp_path_factory):
-    return make_synthetic_oasis(tmp_path_factory.mktemp("neurite_raw"), layout="neurite", num_subjects=NUM,
-                                size=NEURITE_SIZE, seed=2)
+    return make_synthetic_oasis(
+        tmp_path_factory.mktemp("neurite_raw"), layout="neurite", num_subjects=NUM, size=NEURITE_SIZE, seed=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +67,11 @@ def _load(path):
 
 
 def _dice(a, b, labels):
-    scores = [2.0 * np.count_nonzero((a == k) & (b == k)) / (np.count_nonzero(a == k) + np.count_nonzero(b == k))
-              for k in labels if (a == k).any() or (b == k).any()]
+    scores = [
+        2.0 * np.count_nonzero((a == k) & (b == k)) / (np.count_nonzero(a == k) + np.count_nonzero(b == k))
+        for k in labels
+        if (a == k).any() or (b == k).any()
+    ]
     return float(np.mean(scores))
 
 
@@ -78,12 +83,16 @@ def _dice(a, b, labels):
 def test_learn2reg_stand_in_layout(l2r):
     data = json.loads((l2r / OASIS_JSON).read_text())
     assert {"training", "registration_val", "registration_test", "test"} <= set(data)
-    assert data["training"][0] == {"image": "./imagesTr/OASIS_0001_0000.nii.gz",
-                                   "label": "./labelsTr/OASIS_0001_0000.nii.gz",
-                                   "mask": "./masksTr/OASIS_0001_0000.nii.gz"}
+    assert data["training"][0] == {
+        "image": "./imagesTr/OASIS_0001_0000.nii.gz",
+        "label": "./labelsTr/OASIS_0001_0000.nii.gz",
+        "mask": "./masksTr/OASIS_0001_0000.nii.gz",
+    }
     assert len(data["training"]) == NUM  # validation subjects stay listed under training, as in the release
-    assert data["registration_val"] == [{"fixed": f"./imagesTr/OASIS_{i:04d}_0000.nii.gz",
-                                         "moving": f"./imagesTr/OASIS_{i + 1:04d}_0000.nii.gz"} for i in (6, 7)]
+    assert data["registration_val"] == [
+        {"fixed": f"./imagesTr/OASIS_{i:04d}_0000.nii.gz", "moving": f"./imagesTr/OASIS_{i + 1:04d}_0000.nii.gz"}
+        for i in (6, 7)
+    ]
     image = nib.load(l2r / "imagesTr" / "OASIS_0001_0000.nii.gz")
     assert image.shape == L2R_SIZE and nib.aff2axcodes(image.affine) == ("R", "A", "S")
     np.testing.assert_allclose(image.header.get_zooms(), (1.0, 1.0, 1.0))
@@ -167,7 +176,9 @@ def test_learn2reg_pairs_and_splits(l2r, l2r_list):
     out, data = l2r_list
     # validation: registration_val as listed, fixed = i, moving = i+1
     assert [(e["fixed_subject"], e["moving_subject"]) for e in data["validation"]] == [
-        ("OASIS_0006", "OASIS_0007"), ("OASIS_0007", "OASIS_0008")]
+        ("OASIS_0006", "OASIS_0007"),
+        ("OASIS_0007", "OASIS_0008"),
+    ]
     for e in data["validation"]:
         assert subject_number(e["moving_image"]) == subject_number(e["fixed_image"]) + 1
         assert _resolve(out, e["fixed_label"]) == (l2r / "labelsTr" / f"{e['fixed_subject']}_0000.nii.gz").resolve()
@@ -178,8 +189,16 @@ def test_learn2reg_pairs_and_splits(l2r, l2r_list):
     pairs = [(e["fixed_subject"], e["moving_subject"]) for e in data["training"]]
     assert len(pairs) == 5 and len(set(pairs)) == 5 and all(f != m for f, m in pairs)
     assert {s for p in pairs for s in p} <= training
-    assert set(data["training"][0]) == {"fixed_image", "moving_image", "fixed_label", "moving_label", "fixed_mask",
-                                        "moving_mask", "fixed_subject", "moving_subject"}
+    assert set(data["training"][0]) == {
+        "fixed_image",
+        "moving_image",
+        "fixed_label",
+        "moving_label",
+        "fixed_mask",
+        "moving_mask",
+        "fixed_subject",
+        "moving_subject",
+    }
     # testing: registration_test (images only: the release has no test labels)
     assert [(e["fixed_subject"], e["moving_subject"]) for e in data["testing"]] == [("OASIS_0009", "OASIS_0010")]
     assert "fixed_label" not in data["testing"][0]
@@ -203,6 +222,7 @@ def test_held_out_test_subjects_and_seed(l2r, l2r_list, tmp_path):
     assert "fixed_label" in held["testing"][0]
     assert {e["subject"] for e in held["training_images"]} == {"OASIS_0001", "OASIS_0002", "OASIS_0003"}
     assert len(held["training"]) == 6  # all ordered pairs of three subjects
+
     def pairs(datalist):
         return [(e["fixed_subject"], e["moving_subject"]) for e in datalist["training"]]
 
@@ -227,7 +247,8 @@ def test_monai_loads_the_datalist(l2r_list):
     out, _ = l2r_list
     keys = ["fixed_image", "moving_image", "fixed_label", "moving_label", "fixed_mask", "moving_mask"]
     entry = LoadImaged(keys=keys, ensure_channel_first=True)(
-        load_decathlon_datalist(out / "datalist.json", data_list_key="validation", base_dir=out)[0])
+        load_decathlon_datalist(out / "datalist.json", data_list_key="validation", base_dir=out)[0]
+    )
     assert all(tuple(entry[k].shape) == (1, *L2R_SIZE) for k in keys)
 
 
@@ -236,8 +257,10 @@ def test_monai_loads_the_datalist(l2r_list):
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant, names, ndim", [("seg35", OASIS_SEG35_LABELS, 3), ("seg4", OASIS_SEG4_LABELS, 3),
-                                                  ("seg24", OASIS_SEG24_LABELS, 2)])
+@pytest.mark.parametrize(
+    "variant, names, ndim",
+    [("seg35", OASIS_SEG35_LABELS, 3), ("seg4", OASIS_SEG4_LABELS, 3), ("seg24", OASIS_SEG24_LABELS, 2)],
+)
 def test_neurite_variants_and_splits(neurite, tmp_path, variant, names, ndim):
     out = tmp_path / "out"
     data = json.loads(prepare_oasis(neurite, out, variant=variant, num_val=3, num_test=2).read_text())
@@ -246,7 +269,9 @@ def test_neurite_variants_and_splits(neurite, tmp_path, variant, names, ndim):
     assert data["tensorImageSize"] == f"{ndim}D" and len(data["spatial_shape"]) == ndim
     # validation: the last three subjects of subjects.txt, fixed = i, moving = i+1; testing: the two before
     assert [(e["fixed_subject"], e["moving_subject"]) for e in data["validation"]] == [
-        (subjects[5], subjects[6]), (subjects[6], subjects[7])]
+        (subjects[5], subjects[6]),
+        (subjects[6], subjects[7]),
+    ]
     assert [(e["fixed_subject"], e["moving_subject"]) for e in data["testing"]] == [(subjects[3], subjects[4])]
     assert {e["subject"] for e in data["training_images"]} == set(subjects[:3])
     file = {"seg35": "aligned_seg35", "seg4": "aligned_seg4", "seg24": "slice_seg24"}[variant]
@@ -258,10 +283,6 @@ def test_neurite_variants_and_splits(neurite, tmp_path, variant, names, ndim):
 # ------------------------------------------------------------------------------------------
 # bad input: each error names the file; nothing is written
 # ------------------------------------------------------------------------------------------
-
-
-
-
 
 
 def _unlink(path):
@@ -278,24 +299,50 @@ def _nan(a):
 IMG, LAB, MSK = "imagesTr/OASIS_0003_0000.nii.gz", "labelsTr/OASIS_0003_0000.nii.gz", "masksTr/OASIS_0003_0000.nii.gz"
 BAD_INPUTS = {
     "missing JSON": (FileNotFoundError, lambda r: _unlink(r / OASIS_JSON), "dataset JSON not found"),
-    "JSON without registration_val": (ValueError, lambda r: edit_json(r / OASIS_JSON, lambda d: d.pop("registration_val")),
-                                      r"missing key\(s\) \['registration_val'\]"),
-    "pair without moving": (ValueError, lambda r: edit_json(r / OASIS_JSON, lambda d: d["registration_val"][1].pop("moving")),
-                            r"'registration_val'\[1\] has no 'moving' path"),
+    "JSON without registration_val": (
+        ValueError,
+        lambda r: edit_json(r / OASIS_JSON, lambda d: d.pop("registration_val")),
+        r"missing key\(s\) \['registration_val'\]",
+    ),
+    "pair without moving": (
+        ValueError,
+        lambda r: edit_json(r / OASIS_JSON, lambda d: d["registration_val"][1].pop("moving")),
+        r"'registration_val'\[1\] has no 'moving' path",
+    ),
     "missing label file": (FileNotFoundError, lambda r: _unlink(r / LAB), r"'training'\[2\].label"),
     "missing image file": (FileNotFoundError, lambda r: _unlink(r / IMG), r"'training'\[2\].image"),
-    "2-D image": (ValueError, lambda r: rewrite_nifti(r / IMG, lambda a: a[:, :, 5]), r"expected a 3-D \(X, Y, Z\) volume"),
+    "2-D image": (
+        ValueError,
+        lambda r: rewrite_nifti(r / IMG, lambda a: a[:, :, 5]),
+        r"expected a 3-D \(X, Y, Z\) volume",
+    ),
     "NaN image": (ValueError, lambda r: rewrite_nifti(r / IMG, _nan), "image contains NaN"),
-    "label outside 0..35": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: np.where(a == 13, 40, a)),
-                            r"label values \[40\] outside the expected set \{0, \.\.\., 35\}"),
-    "non-integer label": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: a.astype(np.float32) * 0.5),
-                          "non-integer values"),
+    "label outside 0..35": (
+        ValueError,
+        lambda r: rewrite_nifti(r / LAB, lambda a: np.where(a == 13, 40, a)),
+        r"label values \[40\] outside the expected set \{0, \.\.\., 35\}",
+    ),
+    "non-integer label": (
+        ValueError,
+        lambda r: rewrite_nifti(r / LAB, lambda a: a.astype(np.float32) * 0.5),
+        "non-integer values",
+    ),
     "empty label": (ValueError, lambda r: rewrite_nifti(r / LAB, np.zeros_like), "no structure"),
-    "image/label shape": (ValueError, lambda r: rewrite_nifti(r / LAB, lambda a: a[:, :-1]), "image/label shape mismatch"),
+    "image/label shape": (
+        ValueError,
+        lambda r: rewrite_nifti(r / LAB, lambda a: a[:, :-1]),
+        "image/label shape mismatch",
+    ),
     "mask not binary": (ValueError, lambda r: rewrite_nifti(r / MSK, lambda a: a * 2), r"mask values \[2\]"),
-    "image of another size": (ValueError, lambda r: (rewrite_nifti(r / LAB, lambda a: a[:-2]), rewrite_nifti(r / MSK,
-                              lambda a: a[:-2]), rewrite_nifti(r / IMG, lambda a: a[:-2]))[2],
-                              "differs from the other OASIS images"),
+    "image of another size": (
+        ValueError,
+        lambda r: (
+            rewrite_nifti(r / LAB, lambda a: a[:-2]),
+            rewrite_nifti(r / MSK, lambda a: a[:-2]),
+            rewrite_nifti(r / IMG, lambda a: a[:-2]),
+        )[2],
+        "differs from the other OASIS images",
+    ),
 }
 
 
@@ -338,13 +385,36 @@ def test_command_line(neurite, tmp_path):
     # the synthetic command's OASIS dispatch, in process (the subprocess below covers the entry point)
     made = synthetic_command("oasis", str(tmp_path / "made"), num_subjects=4, num_val=2, size="20,22,24")
     assert json.loads((Path(made) / OASIS_JSON).read_text())["registration_val"] == [
-        {"fixed": "./imagesTr/OASIS_0003_0000.nii.gz", "moving": "./imagesTr/OASIS_0004_0000.nii.gz"}]
+        {"fixed": "./imagesTr/OASIS_0003_0000.nii.gz", "moving": "./imagesTr/OASIS_0004_0000.nii.gz"}
+    ]
     assert nib.load(Path(made) / "imagesTr" / "OASIS_0001_0000.nii.gz").shape == (20, 22, 24)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "data_prep", "oasis", "--root", str(neurite), "--out", str(out),
-                             "--variant", "seg24", "--num_val", "2", "--num_pairs", "4", "--seed", "3"], check=True,
-                            cwd=REPO, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep",
+            "oasis",
+            "--root",
+            str(neurite),
+            "--out",
+            str(out),
+            "--variant",
+            "seg24",
+            "--num_val",
+            "2",
+            "--num_pairs",
+            "4",
+            "--seed",
+            "3",
+        ],
+        check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.strip() == str(out / "datalist.json")
     data = json.loads((out / "datalist.json").read_text())
     assert data["source"]["variant"] == "seg24" and len(data["training"]) == 4 and len(data["validation"]) == 1

@@ -19,14 +19,22 @@ FRAMES = 8
 
 @pytest.fixture(scope="module")
 def acdc_raw(tmp_path_factory):
-    return make_synthetic_acdc(tmp_path_factory.mktemp("acdc"), num_subjects=4, size=SIZE, slices=SLICES,
-                               frames=FRAMES, seed=3)
+    return make_synthetic_acdc(
+        tmp_path_factory.mktemp("acdc"), num_subjects=4, size=SIZE, slices=SLICES, frames=FRAMES, seed=3
+    )
 
 
 @pytest.fixture(scope="module")
 def mnms_raw(tmp_path_factory):
-    return make_synthetic_mnms(tmp_path_factory.mktemp("mnms"), num_subjects=5, size=SIZE, slices=SLICES,
-                               frames=FRAMES, seed=3, num_unlabelled=1)
+    return make_synthetic_mnms(
+        tmp_path_factory.mktemp("mnms"),
+        num_subjects=5,
+        size=SIZE,
+        slices=SLICES,
+        frames=FRAMES,
+        seed=3,
+        num_unlabelled=1,
+    )
 
 
 def _info(path):
@@ -47,8 +55,10 @@ def test_acdc_layout_and_info_cfg(acdc_raw):
         ed, es = int(info["ED"]), int(info["ES"])
         assert 1 <= ed < es <= FRAMES and int(info["NbFrame"]) == FRAMES
         names = sorted(p.name for p in folder.iterdir())
-        assert names == sorted(["Info.cfg", f"{pid}_4d.nii.gz"] + [
-            f"{pid}_frame{t:02d}{gt}.nii.gz" for t in (ed, es) for gt in ("", "_gt")])
+        assert names == sorted(
+            ["Info.cfg", f"{pid}_4d.nii.gz"]
+            + [f"{pid}_frame{t:02d}{gt}.nii.gz" for t in (ed, es) for gt in ("", "_gt")]
+        )
         cine = nib.load(folder / f"{pid}_4d.nii.gz")
         assert cine.shape == (*SIZE, SLICES, FRAMES)
         for t in (ed, es):
@@ -90,8 +100,15 @@ def test_acdc_heart_contracts_and_registration_is_learnable(acdc_raw):
         assert lv_area == sorted(lv_area, reverse=True) and lv_area[0] > lv_area[-1]
         for z in range(SLICES):
             if (ed[..., z] > 0).any() and (es[..., z] > 0).any():
-                dices.append(np.mean([_dice(ed[..., z] == k, es[..., z] == k) for k in (1, 2, 3)
-                                      if (ed[..., z] == k).any() or (es[..., z] == k).any()]))
+                dices.append(
+                    np.mean(
+                        [
+                            _dice(ed[..., z] == k, es[..., z] == k)
+                            for k in (1, 2, 3)
+                            if (ed[..., z] == k).any() or (es[..., z] == k).any()
+                        ]
+                    )
+                )
     assert 0.45 < np.mean(lv_ratio) < 0.75
     assert 0.5 < np.mean(dices) < 0.8, np.mean(dices)
 
@@ -100,8 +117,20 @@ def test_mnms_layout_csv_and_labelled_frames(mnms_raw):
     csv_path = mnms_raw / "211230_M&Ms_Dataset_information_diagnosis_opendataset.csv"
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["", "External code", "VendorName", "Vendor", "Centre", "ED", "ES", "Age",
-                                     "Pathology", "Sex", "Height", "Weight"]
+        assert reader.fieldnames == [
+            "",
+            "External code",
+            "VendorName",
+            "Vendor",
+            "Centre",
+            "ED",
+            "ES",
+            "Age",
+            "Pathology",
+            "Sex",
+            "Height",
+            "Weight",
+        ]
         rows = {r["External code"]: r for r in reader}
     assert len(rows) == 6
     labelled = sorted(mnms_raw.glob("*/*/*_sa_gt.nii.gz")) + sorted(mnms_raw.glob("*/*/*/*_sa_gt.nii.gz"))

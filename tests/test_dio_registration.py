@@ -60,7 +60,9 @@ def test_training_gradients_reach_the_feature_network_through_the_solver():
     net = _net()
     fixed, fixed_label = _disc((24, 28), (11, 14), 6)
     moving, moving_label = _disc((24, 28), (14, 11), 6)
-    terms = DIOObjective(labels=[1, 2], spatial_dims=2)(net, moving, fixed, fixed_label=fixed_label, moving_label=moving_label)
+    terms = DIOObjective(labels=[1, 2], spatial_dims=2)(
+        net, moving, fixed, fixed_label=fixed_label, moving_label=moving_label
+    )
     (terms.similarity + terms.regularization).backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None for g in grads)
@@ -119,14 +121,36 @@ def test_inferer_registers_a_moving_image_of_another_size_and_spacing():
         "fixed_label": _meta(fixed_label, (1.0, 1.0)),
         "moving_label": _meta(moving_label, (2.0, 1.0)),
     }
-    net = DIORegistration(build_feature_network("intensity"), MultiScaleSolver(iterations=(40, 40, 80), optimizer="adam", convergence_eps=0))
+    net = DIORegistration(
+        build_feature_network("intensity"),
+        MultiScaleSolver(iterations=(40, 40, 80), optimizer="adam", convergence_eps=0),
+    )
     output = DIOInferer().register_pair(pair, net)
     assert output["pred"].shape == (1, 2, 24, 28)
     assert output["warped_image"].shape == fixed.shape and output["warped_label"].shape == fixed_label.shape
     # world shift (2, -2) mm = fixed voxels
     assert torch.allclose(output["pred"][0, :, 11, 14], torch.tensor([2.0, -2.0]), atol=0.5)
-    dice_before = float(2 * ((warp_moving(moving_label, torch.zeros(1, 2, 24, 28), net.geometry(pair["fixed_image"], pair["moving_image"]), label=True) > 0) & (fixed_label > 0)).sum() / ((fixed_label > 0).sum() * 2))
-    dice_after = float(2 * ((output["warped_label"] > 0) & (fixed_label > 0)).sum() / ((output["warped_label"] > 0).sum() + (fixed_label > 0).sum()))
+    dice_before = float(
+        2
+        * (
+            (
+                warp_moving(
+                    moving_label,
+                    torch.zeros(1, 2, 24, 28),
+                    net.geometry(pair["fixed_image"], pair["moving_image"]),
+                    label=True,
+                )
+                > 0
+            )
+            & (fixed_label > 0)
+        ).sum()
+        / ((fixed_label > 0).sum() * 2)
+    )
+    dice_after = float(
+        2
+        * ((output["warped_label"] > 0) & (fixed_label > 0)).sum()
+        / ((output["warped_label"] > 0).sum() + (fixed_label > 0).sum())
+    )
     assert dice_after > 0.9 > dice_before
     # without world geometry the same pair is read as one field of view: a different answer
     plain = DIOInferer(world_geometry=False).register_pair(pair, net)
@@ -138,7 +162,9 @@ def test_inferer_switches_the_solver_and_builds_prompts():
     moving, moving_label = _disc((24, 28), (14, 11), 6)
     pair = {"fixed_image": fixed, "moving_image": moving, "fixed_label": fixed_label, "moving_label": moving_label}
     net = DIORegistration(build_feature_network("intensity"), MultiScaleSolver(iterations=(2, 2, 2)))
-    switched = DIOInferer(solver=MultiScaleSolver(iterations=(4, 3, 2), transform="svf", optimizer="adam", convergence_eps=0))
+    switched = DIOInferer(
+        solver=MultiScaleSolver(iterations=(4, 3, 2), transform="svf", optimizer="adam", convergence_eps=0)
+    )
     assert switched.register_pair(pair, net)["solver_iterations"] == [4, 3, 2]
     assert len(DIOInferer(label_prompt_weight=1.0)._prompts(pair, fixed, moving)) == 1
     landmarks = {**pair, "fixed_landmarks": fixed_label, "moving_landmarks": moving_label}
@@ -156,7 +182,9 @@ def test_evaluator_runs_dio_pairs_on_their_own_grids():
         "fixed_label": _meta(fixed_label, (1.0, 1.0)),
         "moving_label": _meta(moving_label, (2.0, 1.0)),
     }
-    net = DIORegistration(build_feature_network("intensity"), MultiScaleSolver(iterations=(10, 10, 10), optimizer="adam"))
+    net = DIORegistration(
+        build_feature_network("intensity"), MultiScaleSolver(iterations=(10, 10, 10), optimizer="adam")
+    )
     evaluator = RegistrationEvaluator(device="cpu", val_data_loader=[pair], network=net, inferer=DIOInferer())
     evaluator.run()
     output = evaluator.state.output

@@ -13,7 +13,14 @@ import torch.nn.functional as F
 
 from monai_ext.metrics import negative_jacobian_fraction
 from monai_ext.solvers import LabelPrompt, LandmarkPrompt, MultiScaleSolver
-from monai_ext.spatial import fixed_to_moving_matrix, sample_moving, transform_points, warp_image, warp_label, warp_moving
+from monai_ext.spatial import (
+    fixed_to_moving_matrix,
+    sample_moving,
+    transform_points,
+    warp_image,
+    warp_label,
+    warp_moving,
+)
 
 
 def _grid(shape):
@@ -28,13 +35,15 @@ def _blob(shape, centre, sigma=4.0):
 
 def _pyramid(image, scales=(4, 2, 1)):
     shape = image.shape[2:]
-    return [image if s == 1 else F.interpolate(image, size=[math.ceil(n / s) for n in shape], mode="area") for s in scales]
+    return [
+        image if s == 1 else F.interpolate(image, size=[math.ceil(n / s) for n in shape], mode="area") for s in scales
+    ]
 
 
 def _features(shape, generator, channels=3, smooth=2.0):
     """Smooth random multi-channel features (leafs that may require grad)."""
     x = torch.randn(1, channels, *shape, generator=generator)
-    kernel = torch.exp(-torch.arange(-4, 5.0) ** 2 / (2 * smooth**2))
+    kernel = torch.exp(-(torch.arange(-4, 5.0) ** 2) / (2 * smooth**2))
     kernel = (kernel / kernel.sum()).float()
     for axis in range(len(shape)):
         view = [1, 1] + [1] * len(shape)
@@ -107,12 +116,21 @@ def test_early_stopping_on_relative_loss_change():
         assert np.all(tail[1:] / tail[:-1] - 1 >= -1e-2)
 
 
-@pytest.mark.parametrize("transform, optimizer", [("freeform", "sgd"), ("freeform", "adam"), ("diffeomorphic", "adam"), ("svf", "sgd"), ("affine", "adam")])
+@pytest.mark.parametrize(
+    "transform, optimizer",
+    [("freeform", "sgd"), ("freeform", "adam"), ("diffeomorphic", "adam"), ("svf", "sgd"), ("affine", "adam")],
+)
 def test_every_transform_and_optimizer_registers_a_translation(transform, optimizer):
     fixed, moving = _blob((32, 32), (15, 16), 5.0), _blob((32, 32), (17, 14), 5.0)
     # intensities in [0, 1] give forces far below one: plain gradient descent takes a larger step size
     learning_rate = 4.0 if (optimizer, transform) in (("sgd", "freeform"), ("sgd", "svf")) else None
-    solver = MultiScaleSolver(iterations=(30, 30, 100), transform=transform, optimizer=optimizer, learning_rate=learning_rate, convergence_eps=0)
+    solver = MultiScaleSolver(
+        iterations=(30, 30, 100),
+        transform=transform,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        convergence_eps=0,
+    )
     result = solver(_pyramid(fixed), _pyramid(moving))
     before = ((moving - fixed) ** 2).sum()
     after = ((sample_moving(moving, result.ddf) - fixed) ** 2).sum()
@@ -132,7 +150,9 @@ def test_affine_recovers_a_known_affine():
 
     inverse_ddf = Affine().to_ddf(inverse, shape)
     moving = sample_moving(fixed, inverse_ddf)
-    solver = MultiScaleSolver(iterations=(100, 100, 100), transform="affine", optimizer="adam", learning_rate=0.005, convergence_eps=0)
+    solver = MultiScaleSolver(
+        iterations=(100, 100, 100), transform="affine", optimizer="adam", learning_rate=0.005, convergence_eps=0
+    )
     result = solver(_pyramid(fixed), _pyramid(moving))
     interior = (slice(None), slice(None), slice(8, 32), slice(8, 32))
     expected = Affine().to_ddf(theta, shape)
@@ -146,7 +166,10 @@ def test_diffeomorphic_transform_does_not_fold_where_freeform_does():
     diffeo = MultiScaleSolver(transform="diffeomorphic", optimizer="adam", **kwargs)(_pyramid(fixed), _pyramid(moving))
     svf = MultiScaleSolver(transform="svf", optimizer="adam", **kwargs)(_pyramid(fixed), _pyramid(moving))
     freeform = MultiScaleSolver(transform="freeform", optimizer="adam", **kwargs)(_pyramid(fixed), _pyramid(moving))
-    folds = {name: float(negative_jacobian_fraction(r.ddf)) for name, r in (("diffeo", diffeo), ("svf", svf), ("freeform", freeform))}
+    folds = {
+        name: float(negative_jacobian_fraction(r.ddf))
+        for name, r in (("diffeo", diffeo), ("svf", svf), ("freeform", freeform))
+    }
     assert folds["diffeo"] == 0.0
     assert folds["freeform"] > 0.0
     # scaling and squaring with border padding can fold at the image border; far fewer than free-form
@@ -186,7 +209,14 @@ def _tiny_problem(seed=0, shape=(12, 12)):
 
 def _feature_gradient(backward, iterations, fixed, moving, target, **kw):
     ff, fm = fixed.clone().requires_grad_(True), moving.clone().requires_grad_(True)
-    solver = MultiScaleSolver(iterations=(iterations,), backward=backward, convergence_eps=0, regularization_weight=0.5, learning_rate=0.1, **kw)
+    solver = MultiScaleSolver(
+        iterations=(iterations,),
+        backward=backward,
+        convergence_eps=0,
+        regularization_weight=0.5,
+        learning_rate=0.1,
+        **kw,
+    )
     ddf = solver([ff], [fm]).ddf
     outer = (ddf * target).sum()
     grads = torch.autograd.grad(outer, [ff, fm])
@@ -219,7 +249,13 @@ def test_ift_gradient_equals_finite_differences_of_the_optimum(optimizer, learni
     # An affine solve (6 parameters, smooth in them) converges to machine precision, so Eq. 4 can be
     # checked exactly against central differences of the converged solution.
     fixed, moving, target = (t.double() for t in _tiny_problem(seed=2, shape=(16, 16)))
-    kwargs = {"iterations": (400,), "transform": "affine", "optimizer": optimizer, "learning_rate": learning_rate, "convergence_eps": 0}
+    kwargs = {
+        "iterations": (400,),
+        "transform": "affine",
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "convergence_eps": 0,
+    }
 
     def feature_gradient(backward):
         ff, fm = fixed.clone().requires_grad_(True), moving.clone().requires_grad_(True)
@@ -253,7 +289,9 @@ def _saved_bytes(backward, iterations):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        solver = MultiScaleSolver(iterations=(iterations, iterations), backward=backward, convergence_eps=0, optimizer="adam")
+        solver = MultiScaleSolver(
+            iterations=(iterations, iterations), backward=backward, convergence_eps=0, optimizer="adam"
+        )
         ddf = solver(ff, fm).ddf
     gc.collect()
     alive = {}
@@ -291,7 +329,9 @@ def test_registers_images_of_different_size_and_spacing_without_resampling():
     def render(shape, spacing, shift):
         g = _grid(shape)
         world = [g[i] * spacing[i] for i in range(2)]
-        return torch.exp(-((world[0] - 15 - shift[0]) ** 2 + (world[1] - 16 - shift[1]) ** 2) / (2 * 5.0**2))[None, None].float()
+        return torch.exp(-((world[0] - 15 - shift[0]) ** 2 + (world[1] - 16 - shift[1]) ** 2) / (2 * 5.0**2))[
+            None, None
+        ].float()
 
     fixed = render((32, 32), (1.0, 1.0), (0.0, 0.0))
     moving = render((16, 32), (2.0, 1.0), (4.0, -2.0))
@@ -313,7 +353,9 @@ def test_landmark_prompt_alone_moves_the_landmark():
     fixed_points = torch.tensor([[[10.0, 10.0]]])
     moving_points = torch.tensor([[[12.0, 9.0]]])
     prompt = LandmarkPrompt(fixed_points, moving_points, shape, shape, weight=1.0)
-    result = MultiScaleSolver(iterations=(50, 200), convergence_eps=0, regularization_weight=0.1)(flat, flat, prompts=[prompt])
+    result = MultiScaleSolver(iterations=(50, 200), convergence_eps=0, regularization_weight=0.1)(
+        flat, flat, prompts=[prompt]
+    )
     assert torch.allclose(result.ddf[0, :, 10, 10], torch.tensor([2.0, -1.0]), atol=0.1)
 
 
@@ -347,4 +389,7 @@ def test_solver_argument_errors():
     with pytest.raises(ValueError, match="iterations has 2 entries"):
         solver([torch.zeros(1, 1, 4, 4)], [torch.zeros(1, 1, 4, 4)])
     with pytest.raises(ValueError, match="NaN"):
-        solver([torch.zeros(1, 1, 2, 2), torch.full((1, 1, 4, 4), float("nan"))], [torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 4, 4)])
+        solver(
+            [torch.zeros(1, 1, 2, 2), torch.full((1, 1, 4, 4), float("nan"))],
+            [torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 4, 4)],
+        )

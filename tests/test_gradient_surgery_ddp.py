@@ -11,11 +11,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
-import helpers
-from helpers import mse, smoothness
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_ext.engines import GradientSurgeryTrainer, all_reduce_gradients
+
+import helpers
+from helpers import mse, smoothness
 
 WORLD_SIZE = 2
 SIZE = 8

@@ -7,17 +7,18 @@ import logging
 
 import pytest
 import torch
-from ignite.handlers import ProgressBar
 from ignite.engine import Events
+from ignite.handlers import ProgressBar
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointSaver, LrScheduleHandler, StatsHandler, from_engine
 from torch import nn
 
-from helpers import SIZE, make_batches, make_net, make_trainer, mse, smoothness, smooth_images
-
 from monai_ext.engines import GradientSurgeryTrainer
 from monai_ext.spatial import warp_image
 from monai_ext.surgery import GradientSurgery
+
+from helpers import SIZE, make_batches, make_net, make_trainer, mse, smooth_images, smoothness
+
 
 def reference_gradients(net: nn.Module, batch: dict):
     """Both objectives' gradients for one batch, computed directly with torch.autograd."""

@@ -16,7 +16,14 @@ from monai_ext.networks import (
     load_unigradicon_weights,
     unigradicon_network,
 )
-from monai_ext.spatial import compose_ddf, evaluate_displacement_chain, icon_map_to_ddf, identity_grid, resize_ddf, warp_image
+from monai_ext.spatial import (
+    compose_ddf,
+    evaluate_displacement_chain,
+    icon_map_to_ddf,
+    identity_grid,
+    resize_ddf,
+    warp_image,
+)
 
 # a five-level tallUNet2 needs >= 17 voxels per axis; Stage1's quarter-resolution atom needs >= 65
 ATOM_SHAPES = {2: (32, 27), 3: (17, 20, 18)}

@@ -6,11 +6,12 @@ import copy
 
 import pytest
 import torch
-from helpers import make_batches, mse, smoothness
 from torch import nn
 
 from monai_ext.inferers import InstanceOptimizationInferer
 from monai_ext.objectives import PairwiseObjective, RegistrationTerms
+
+from helpers import make_batches, mse, smoothness
 
 
 class NetWithBatchNorm(nn.Module):
@@ -53,7 +54,9 @@ def test_zero_steps_is_direct_inference():
 
 def test_pairs_do_not_leak_into_each_other():
     net = NetWithBatchNorm().eval()
-    inferer = InstanceOptimizationInferer(PairwiseObjective(mse, smoothness), steps=5, learning_rate=1e-2, progress=False)
+    inferer = InstanceOptimizationInferer(
+        PairwiseObjective(mse, smoothness), steps=5, learning_rate=1e-2, progress=False
+    )
     x = _pair()
     first = inferer(x, net)
     inferer(torch.flip(x, dims=(2,)), net)
@@ -101,8 +104,14 @@ def test_projected_mode_reports_conflicts_and_resizes():
     updates = (s_projected + r, s + r_projected)  # (-0.5, 1.5) and (1, 1); the plain sum is (0, 1)
     net, lr, steps = TranslationNet(), 0.1, 3
     inferer = InstanceOptimizationInferer(
-        linear_objective, steps=steps, optimizer="sgd", learning_rate=lr, surgery="random", regularization_weight=1.0,
-        spatial_size=(16, 16), progress=False,
+        linear_objective,
+        steps=steps,
+        optimizer="sgd",
+        learning_rate=lr,
+        surgery="random",
+        regularization_weight=1.0,
+        spatial_size=(16, 16),
+        progress=False,
     )
     torch.manual_seed(0)
     ddf = inferer(torch.rand(1, 2, 24, 20), net)

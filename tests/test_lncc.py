@@ -91,9 +91,7 @@ def test_mask_matches_icon_registration():
     mask[0, :, 2:9, 3:] = 1.0
     mask[1, :, :4] = 2.0
     torch.testing.assert_close(LNCCLoss(2)(a, b, mask), losses.LNCC(2)(a, b, mask), atol=2e-6, rtol=0)
-    torch.testing.assert_close(
-        SquaredLNCCLoss(2)(a, b, mask), losses.SquaredLNCC(2)(a, b, mask), atol=2e-6, rtol=0
-    )
+    torch.testing.assert_close(SquaredLNCCLoss(2)(a, b, mask), losses.SquaredLNCC(2)(a, b, mask), atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 
 import torch
-from helpers import TinyNet, make_batches, make_net, make_trainer, mse, smoothness
 
 from monai_ext.objectives import InverseConsistentObjective, PairwiseObjective
 from monai_ext.spatial import warp_image
+
+from helpers import TinyNet, make_batches, make_net, make_trainer, mse, smoothness
 
 
 def test_pairwise_objective_matches_manual_terms():
@@ -47,7 +48,9 @@ def test_fused_weighted_sum_equals_two_gradient_weighted_sum():
     batches = make_batches(n_batches=2)
     separate, fused = make_net(), make_net()
     make_trainer(separate, batches, surgery="weighted_sum", regularization_weight=0.3, lr=0.5).run()
-    trainer = make_trainer(fused, batches, surgery="weighted_sum", regularization_weight=0.3, lr=0.5, fuse_weighted_sum=True)
+    trainer = make_trainer(
+        fused, batches, surgery="weighted_sum", regularization_weight=0.3, lr=0.5, fuse_weighted_sum=True
+    )
     trainer.run()
     for p, q in zip(separate.parameters(), fused.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
@@ -61,8 +64,13 @@ def test_trainer_takes_an_objective():
     from monai_ext.engines import GradientSurgeryTrainer
 
     trainer = GradientSurgeryTrainer(
-        device="cpu", max_epochs=1, train_data_loader=make_batches(1), network=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1), objective=objective, surgery="weighted_sum",
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=make_batches(1),
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        objective=objective,
+        surgery="weighted_sum",
         regularization_weight=1.5,
     )
     trainer.run()

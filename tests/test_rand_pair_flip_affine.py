@@ -7,8 +7,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_ext.transforms import RandPairFlipAffined
 from monai_ext.spatial import resample_normalized_affine
+from monai_ext.transforms import RandPairFlipAffined
 
 SHAPES = {2: (6, 9), 3: (5, 7, 8)}
 
@@ -24,7 +24,9 @@ def _pair(ndim: int, seed: int = 0, same_image: bool = False) -> dict:
         "fixed_image": MetaTensor(fixed, affine=affine, meta={"filename_or_obj": "f.nii.gz"}),
         "moving_image": MetaTensor(moving, affine=affine, meta={"filename_or_obj": "m.nii.gz"}),
         "fixed_label": MetaTensor(labels[torch.randint(0, 3, (1, *shape), generator=g)].to(torch.uint8), affine=affine),
-        "moving_label": MetaTensor(labels[torch.randint(0, 3, (1, *shape), generator=g)].to(torch.uint8), affine=affine),
+        "moving_label": MetaTensor(
+            labels[torch.randint(0, 3, (1, *shape), generator=g)].to(torch.uint8), affine=affine
+        ),
     }
 
 

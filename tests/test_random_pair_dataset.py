@@ -77,7 +77,10 @@ def test_keys_follow_the_entries():
     assert only_images in ({"fixed_image": "a", "moving_image": "b"}, {"fixed_image": "b", "moving_image": "a"})
     renamed = RandomPairDataset([{"t1": "a", "seg": "x"}, {"t1": "b", "seg": "y"}], 1, image_key="t1", label_key="seg")
     pair = renamed[0]
-    assert {(pair["fixed_image"], pair["fixed_label"]), (pair["moving_image"], pair["moving_label"])} == {("a", "x"), ("b", "y")}
+    assert {(pair["fixed_image"], pair["fixed_label"]), (pair["moving_image"], pair["moving_label"])} == {
+        ("a", "x"),
+        ("b", "y"),
+    }
 
 
 def test_reproducible_with_seed_and_set_random_state():
@@ -141,7 +144,11 @@ def test_monai_dataloader_and_set_determinism_seed_it(num_workers):
         (_entries(3), 2.5, "num_pairs"),
         ([{"image": "a"}, {"label": "b"}], 4, r"entry 1 .* no 'image'"),
         ([{"image": "a"}, "b.nii.gz"], 4, "entry 1 .* not a dictionary"),
-        ([{"image": "a", "label": "x"}, {"image": "b"}, {"image": "c", "label": None}], 4, r"'label' key but entries 1, 2"),
+        (
+            [{"image": "a", "label": "x"}, {"image": "b"}, {"image": "c", "label": None}],
+            4,
+            r"'label' key but entries 1, 2",
+        ),
     ],
 )
 def test_bad_input(data, num_pairs, message):

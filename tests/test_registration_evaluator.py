@@ -65,7 +65,9 @@ def test_evaluator_metrics_and_outputs(tmp_path):
         val_data_loader=[batch],
         network=network,
         key_val_metric={
-            "val_mean_dice": MeanDice(include_background=False, num_classes=2, output_transform=from_engine(["warped_label", "fixed_label"]))
+            "val_mean_dice": MeanDice(
+                include_background=False, num_classes=2, output_transform=from_engine(["warped_label", "fixed_label"])
+            )
         },
         val_handlers=[metrics, writer],
     )

@@ -198,7 +198,15 @@ def test_write_method_comparison_from_handler_summaries(tmp_path):
         reader = csv.DictReader(f)
         rows = {r["method"]: r for r in reader}
     assert reader.fieldnames == [
-        "method", "Dice_mean", "Dice_mean_std", "HD95_mean", "HD95_mean_std", "NDV", "NDV_std", "TRE", "TRE_std"
+        "method",
+        "Dice_mean",
+        "Dice_mean_std",
+        "HD95_mean",
+        "HD95_mean_std",
+        "NDV",
+        "NDV_std",
+        "TRE",
+        "TRE_std",
     ]
     assert list(rows) == ["Initial", "Direct Inference", "IO (n=50)", "IO-GP (n=50)"]
     assert float(rows["IO-GP (n=50)"]["Dice_mean"]) == pytest.approx(0.7526)

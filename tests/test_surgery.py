@@ -251,7 +251,10 @@ def test_from_mode_presets():
 @pytest.mark.parametrize(
     "call, valid",
     [
-        (lambda: GradientSurgery.from_mode("voxelmorph"), "'gsmorph', 'pcgrad', 'pcgrad_sum', 'gs_agr', 'weighted_sum', 'random'"),
+        (
+            lambda: GradientSurgery.from_mode("voxelmorph"),
+            "'gsmorph', 'pcgrad', 'pcgrad_sum', 'gs_agr', 'weighted_sum', 'random'",
+        ),
         (lambda: GradientSurgery(granularity="tensor"), "'layer', 'network', 'element'"),
         (lambda: GradientSurgery(rule="mean"), "'similarity', 'sum', 'agreement', 'random', 'weighted_sum'"),
     ],

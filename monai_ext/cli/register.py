@@ -503,7 +503,9 @@ def register(
         ]
         if optimised and inferer.last_losses:
             losses = inferer.last_losses
-            line = f"  IO loss (LNCC + lambda GradICON): {losses[0]:.5f} at the first step, {losses[-1]:.5f} at the last"
+            line = (
+                f"  IO loss (LNCC + lambda GradICON): {losses[0]:.5f} at the first step, {losses[-1]:.5f} at the last"
+            )
             rates = [r for r in inferer.last_conflict_rates if math.isfinite(r)]
             if rates:  # measured by the projected mode: fraction of parameter tensors in conflict
                 line += f"; mean conflict rate {sum(rates) / len(rates):.3f}"

@@ -75,7 +75,9 @@ class RandomPairDataset(Dataset, Randomizable):
             if not isinstance(entry, Mapping):
                 raise ValueError(f"entry {i} of data is not a dictionary: {entry!r}.")
             if entry.get(image_key) is None:
-                raise ValueError(f"entry {i} of data has no {image_key!r} key (the image to register): {dict(entry)!r}.")
+                raise ValueError(
+                    f"entry {i} of data has no {image_key!r} key (the image to register): {dict(entry)!r}."
+                )
         # output name suffix -> key of the entries; the image is required, the others optional
         self.keys = {"image": image_key}
         for suffix, key in (("label", label_key), ("mask", mask_key), ("subject", subject_key)):

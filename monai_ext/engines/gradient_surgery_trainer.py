@@ -10,7 +10,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents, default_metric_cmp_fn
 from monai.engines.workflow import Workflow
 from monai.transforms import Transform
-from monai.utils import convert_to_tensor, CommonKeys
+from monai.utils import CommonKeys, convert_to_tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import Optimizer
 
@@ -27,7 +27,11 @@ def _label_arguments(objective: Any, output: dict) -> dict:
     (e.g. DIO's Eq. 2 Dice term); nothing for the others."""
     if not getattr(objective, "requires_labels", False):
         return {}
-    return {key: convert_to_tensor(output[key], track_meta=False) for key in ("fixed_label", "moving_label") if key in output}
+    return {
+        key: convert_to_tensor(output[key], track_meta=False)
+        for key in ("fixed_label", "moving_label")
+        if key in output
+    }
 
 
 class GradientSurgeryTrainer(SupervisedTrainer):
@@ -190,7 +194,10 @@ class GradientSurgeryTrainer(SupervisedTrainer):
     def _iteration(self, engine: GradientSurgeryTrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         device, non_blocking = engine.state.device, engine.non_blocking
         output = pair_batch_to_device(batchdata, device, non_blocking, **engine.to_kwargs)
-        fixed, moving = convert_to_tensor(output["fixed_image"], track_meta=False), convert_to_tensor(output["moving_image"], track_meta=False)
+        fixed, moving = (
+            convert_to_tensor(output["fixed_image"], track_meta=False),
+            convert_to_tensor(output["moving_image"], track_meta=False),
+        )
         if fixed.shape[2:] != moving.shape[2:] or fixed.shape[0] != moving.shape[0]:
             raise ValueError(
                 f"fixed and moving images must share batch size and grid; got {tuple(fixed.shape)} and "

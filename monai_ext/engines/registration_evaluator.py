@@ -18,12 +18,12 @@ from monai_ext.spatial import warp_image, warp_label
 __all__ = ["RegistrationEvaluator"]
 
 
-
 class RegistrationEvaluator(SupervisedEvaluator):
     """``SupervisedEvaluator`` for networks that map ``[moving, fixed]`` to a displacement field.
 
     Each iteration reads the pair dictionary (``fixed_image``, ``moving_image`` and, when present,
-    ``fixed_label``, ``moving_label``, ``fixed_landmarks``, ``moving_landmarks``), runs ``inferer(cat([moving, fixed], 1), network)`` once,
+    ``fixed_label``, ``moving_label``, ``fixed_landmarks``, ``moving_landmarks``), runs
+    ``inferer(cat([moving, fixed], 1), network)`` once,
     and warps the moving image (bilinear) and moving label (nearest neighbour) with the predicted
     DDF. ``engine.state.output`` holds the pair, ``pred`` (the DDF, ``(B, ndim, *spatial)``),
     ``warped_image`` and ``warped_label``; image tensors keep their MONAI metadata, so handlers can
@@ -89,7 +89,8 @@ class RegistrationEvaluator(SupervisedEvaluator):
             return output
         if fixed.shape[2:] != moving.shape[2:]:
             raise ValueError(
-                f"fixed and moving images must share a grid, got {tuple(fixed.shape[2:])} and {tuple(moving.shape[2:])}; "
+                f"fixed and moving images must share a grid, got {tuple(fixed.shape[2:])} "
+                f"and {tuple(moving.shape[2:])}; "
                 "resample the moving image onto the fixed one first (e.g. monai.transforms.ResampleToMatchd)."
             )
         inputs = torch.cat([moving, fixed], dim=1)

@@ -135,9 +135,7 @@ def _method_row(summary: Mapping[str, Mapping], name: str, path: Path) -> Mappin
         return summary[name]
     methods = [m for m in summary if m != _INITIAL]
     if len(methods) != 1:
-        raise ValueError(
-            f"{path} holds methods {list(summary)}; name the row to use as one of them (got {name!r})."
-        )
+        raise ValueError(f"{path} holds methods {list(summary)}; name the row to use as one of them (got {name!r}).")
     return summary[methods[0]]
 
 

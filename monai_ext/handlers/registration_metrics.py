@@ -182,8 +182,14 @@ class RegistrationMetricsHandler:
         geometry = output.get("fixed_to_moving")
         if geometry is None and fixed.shape[2:] == moving.shape[2:]:
             return moving, label
-        identity = torch.zeros((fixed.shape[0], fixed.ndim - 2, *fixed.shape[2:]), dtype=torch.float32, device=fixed.device)
-        warped_label = None if label is None else warp_moving(convert_to_tensor(label, track_meta=False), identity, geometry, label=True)
+        identity = torch.zeros(
+            (fixed.shape[0], fixed.ndim - 2, *fixed.shape[2:]), dtype=torch.float32, device=fixed.device
+        )
+        warped_label = (
+            None
+            if label is None
+            else warp_moving(convert_to_tensor(label, track_meta=False), identity, geometry, label=True)
+        )
         return warp_moving(convert_to_tensor(moving, track_meta=False).float(), identity, geometry), warped_label
 
     def _label_metrics(
@@ -272,7 +278,10 @@ class RegistrationMetricsHandler:
 
 
 def format_results_table(
-    summary: Mapping[str, Mapping[str, tuple[float, float]]], names: Sequence[str], n_cases: int, max_structures: int = 8
+    summary: Mapping[str, Mapping[str, tuple[float, float]]],
+    names: Sequence[str],
+    n_cases: int,
+    max_structures: int = 8,
 ) -> str:
     """Text table shaped like GSMorph Table 1: Dice (%), HD95 (mm), MSE (1e-2), NJD (%), NDV (%) as
     mean±std, TRE (mm) when any method has one, then Dice per structure when there are at most

@@ -9,11 +9,11 @@ import numpy as np
 from monai.utils import min_version, optional_import
 
 from monai_ext.handlers.case_names import pair_case_names
-from monai_ext.spatial import batch_affines
 from monai_ext.io.displacement_field import write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.io.qc_figure import save_registration_figure
 from monai_ext.io.submission import submission_filename, write_submission_displacement
+from monai_ext.spatial import batch_affines
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -96,12 +96,19 @@ class RegistrationWriter:
                 save_nifti(case_dir / "warped_image.nii.gz", warped[i, 0].numpy(), affine, dtype=np.float32)
             if self.write_warped_label and warped_label is not None:
                 label = warped_label[i, 0].detach().cpu().numpy().round().astype(np.int16)
-                save_nifti(case_dir / "warped_label.nii.gz", label, affine, dtype=np.uint8 if label.min() >= 0 and label.max() < 256 else np.int16)
+                save_nifti(
+                    case_dir / "warped_label.nii.gz",
+                    label,
+                    affine,
+                    dtype=np.uint8 if label.min() >= 0 and label.max() < 256 else np.int16,
+                )
             if self.write_ddf:
                 write_itk_displacement_field(case_dir / f"ddf.{self.ddf_format}", ddf[i].numpy(), affine)
             if self.submission_dir is not None:
                 if fixed_files[i] is None or moving_files[i] is None:
-                    raise ValueError("submission files are named after the input files, but the batch has no file names.")
+                    raise ValueError(
+                        "submission files are named after the input files, but the batch has no file names."
+                    )
                 filename = submission_filename(fixed_files[i], moving_files[i], self.submission_template)
                 write_submission_displacement(self.submission_dir / filename, ddf[i].numpy(), affine)
             if self.figures_written < self.max_figures:

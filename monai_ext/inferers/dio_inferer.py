@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.utils import convert_to_tensor
 from monai.inferers import Inferer
+from monai.utils import convert_to_tensor
 
 from monai_ext.metrics.landmarks import landmark_centroids
-from monai_ext.spatial import warp_moving
 from monai_ext.solvers.multiscale_solver import MultiScaleSolver
 from monai_ext.solvers.prompts import LabelPrompt, LandmarkPrompt, Prompt
+from monai_ext.spatial import warp_moving
 
 __all__ = ["DIOInferer"]
 
@@ -57,19 +57,36 @@ class DIOInferer(Inferer):
         if self.label_prompt_weight > 0:
             if "fixed_label" not in pair or "moving_label" not in pair:
                 raise ValueError("label_prompt_weight > 0 needs fixed_label and moving_label in the pair.")
-            prompts.append(LabelPrompt(convert_to_tensor(pair["fixed_label"], track_meta=False), convert_to_tensor(pair["moving_label"], track_meta=False), self.prompt_labels, self.label_prompt_weight))
+            prompts.append(
+                LabelPrompt(
+                    convert_to_tensor(pair["fixed_label"], track_meta=False),
+                    convert_to_tensor(pair["moving_label"], track_meta=False),
+                    self.prompt_labels,
+                    self.label_prompt_weight,
+                )
+            )
         if self.landmark_prompt_weight > 0:
             if "fixed_landmarks" not in pair or "moving_landmarks" not in pair:
-                raise ValueError("landmark_prompt_weight > 0 needs fixed_landmarks and moving_landmarks maps in the pair.")
+                raise ValueError(
+                    "landmark_prompt_weight > 0 needs fixed_landmarks and moving_landmarks maps in the pair."
+                )
             fixed_points, moving_points = [], []
             for b in range(fixed.shape[0]):
-                values, fp = landmark_centroids(convert_to_tensor(pair["fixed_landmarks"], track_meta=False)[b], spatial_dims=fixed.ndim - 2)
-                _, mp = landmark_centroids(convert_to_tensor(pair["moving_landmarks"], track_meta=False)[b], values=values.tolist(), spatial_dims=fixed.ndim - 2)
+                values, fp = landmark_centroids(
+                    convert_to_tensor(pair["fixed_landmarks"], track_meta=False)[b], spatial_dims=fixed.ndim - 2
+                )
+                _, mp = landmark_centroids(
+                    convert_to_tensor(pair["moving_landmarks"], track_meta=False)[b],
+                    values=values.tolist(),
+                    spatial_dims=fixed.ndim - 2,
+                )
                 keep = torch.isfinite(fp).all(1) & torch.isfinite(mp).all(1)
                 fixed_points.append(fp[keep].float())
                 moving_points.append(mp[keep].float())
             if len({len(p) for p in fixed_points}) != 1 or len(fixed_points[0]) == 0:
-                raise ValueError("landmark prompts need the same, non-zero number of shared landmarks in every pair of the batch.")
+                raise ValueError(
+                    "landmark prompts need the same, non-zero number of shared landmarks in every pair of the batch."
+                )
             prompts.append(
                 LandmarkPrompt(
                     torch.stack(fixed_points).to(fixed.device),
@@ -89,10 +106,15 @@ class DIOInferer(Inferer):
         affines = {}
         if not self.world_geometry:
             affines = {"fixed_affine": None, "moving_affine": None}
-            fixed_in, moving_in = convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)
+            fixed_in, moving_in = (
+                convert_to_tensor(fixed, track_meta=False),
+                convert_to_tensor(moving, track_meta=False),
+            )
         else:
             fixed_in, moving_in = fixed, moving
-        result = network.register(fixed_in, moving_in, prompts=self._prompts(pair, fixed, moving), solver=self.solver, **affines)
+        result = network.register(
+            fixed_in, moving_in, prompts=self._prompts(pair, fixed, moving), solver=self.solver, **affines
+        )
         ddf = result.full_resolution_ddfs[-1]
         output = {
             "pred": ddf,
@@ -101,7 +123,9 @@ class DIOInferer(Inferer):
             "fixed_to_moving": result.fixed_to_moving,
         }
         if "moving_label" in pair:
-            output["warped_label"] = warp_moving(convert_to_tensor(pair["moving_label"], track_meta=False), ddf, result.fixed_to_moving, label=True)
+            output["warped_label"] = warp_moving(
+                convert_to_tensor(pair["moving_label"], track_meta=False), ddf, result.fixed_to_moving, label=True
+            )
         return output
 
     def __call__(self, inputs: torch.Tensor, network, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]

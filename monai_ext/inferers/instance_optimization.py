@@ -81,7 +81,9 @@ class InstanceOptimizationInferer(NetworkGridInferer):
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
-        self.surgery = GradientSurgery.from_mode(surgery, weight=regularization_weight) if isinstance(surgery, str) else surgery
+        self.surgery = (
+            GradientSurgery.from_mode(surgery, weight=regularization_weight) if isinstance(surgery, str) else surgery
+        )
         self.batchnorm = batchnorm
         self.progress = progress
         self.fuse_weighted_sum = fuse_weighted_sum
@@ -126,10 +128,16 @@ class InstanceOptimizationInferer(NetworkGridInferer):
                 optimizer.zero_grad(set_to_none=True)
                 terms = self.objective(model, moving, fixed)
                 rate = set_surgery_gradients(
-                    terms.similarity, terms.regularization, params, self.surgery,
-                    fuse_weighted_sum=self.fuse_weighted_sum, reduce_distributed=False,
+                    terms.similarity,
+                    terms.regularization,
+                    params,
+                    self.surgery,
+                    fuse_weighted_sum=self.fuse_weighted_sum,
+                    reduce_distributed=False,
                 )
-                self.last_losses.append(float(terms.similarity.detach() + self.surgery.weight * terms.regularization.detach()))
+                self.last_losses.append(
+                    float(terms.similarity.detach() + self.surgery.weight * terms.regularization.detach())
+                )
                 self.last_conflict_rates.append(rate)
                 optimizer.step()
         with torch.no_grad():

@@ -52,9 +52,7 @@ def _storage_dtype(array: np.ndarray, dtype: Any, what: str) -> np.dtype:
     return kind
 
 
-def save_nifti(
-    path: str | Path, array: Any, affine: Any, dtype: Any = None, *, channel_last: bool = False
-) -> Path:
+def save_nifti(path: str | Path, array: Any, affine: Any, dtype: Any = None, *, channel_last: bool = False) -> Path:
     """Write ``array`` as a NIfTI-1 file atomically (temporary file, then rename).
 
     Args:

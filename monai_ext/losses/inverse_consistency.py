@@ -199,9 +199,7 @@ class GradICONLoss(_InverseConsistencyBase):
         count = error.numel() // (ndim + 1) * ndim
         return _ForwardDifferenceEnergy.apply(error) * (ndim / (count * (2.0 * self.delta) ** 2))
 
-    def forward(
-        self, ddf_ab: torch.Tensor, ddf_ba: torch.Tensor, points: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, ddf_ab: torch.Tensor, ddf_ba: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
         ddf_ab, ddf_ba = _check_pair(ddf_ab, ddf_ba)
         ndim = ddf_ab.ndim - 2
         grid = self._sample_points(ddf_ab, points)
@@ -275,9 +273,7 @@ class ICONLoss(_InverseConsistencyBase):
         super().__init__(sampling, perturb, generator)
         self.symmetric = bool(symmetric)
 
-    def forward(
-        self, ddf_ab: torch.Tensor, ddf_ba: torch.Tensor, points: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, ddf_ab: torch.Tensor, ddf_ba: torch.Tensor, points: torch.Tensor | None = None) -> torch.Tensor:
         ddf_ab, ddf_ba = _check_pair(ddf_ab, ddf_ba)
         grid = self._sample_points(ddf_ab, points)
         u_ab, u_ba = self._grid_units(ddf_ab), self._grid_units(ddf_ba)

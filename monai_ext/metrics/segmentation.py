@@ -142,9 +142,7 @@ def _spacing_list(spacing, batch: int, ndim: int) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in row) for row in values]
 
 
-def hd95_per_label(
-    pred_label, ref_label, labels: Sequence[int], spacing, percentile: float = 95.0
-) -> torch.Tensor:
+def hd95_per_label(pred_label, ref_label, labels: Sequence[int], spacing, percentile: float = 95.0) -> torch.Tensor:
     """95th-percentile symmetric Hausdorff distance (HD95) of each listed label, in millimetres.
 
     Computed by ``monai.metrics.compute_hausdorff_distance(include_background=True,
@@ -180,11 +178,15 @@ def hd95_per_label(
         with warnings.catch_warnings():
             # raised by MONAI's own internal call of get_mask_edges, not by our arguments
             warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
-            hd[items, index] = compute_hausdorff_distance(
-                (pred[items] == value).float(),
-                (ref[items] == value).float(),
-                include_background=True,
-                percentile=percentile,
-                spacing=[spacing_list[i] for i in items.tolist()],
-            )[:, 0].float().to(hd.device)
+            hd[items, index] = (
+                compute_hausdorff_distance(
+                    (pred[items] == value).float(),
+                    (ref[items] == value).float(),
+                    include_background=True,
+                    percentile=percentile,
+                    spacing=[spacing_list[i] for i in items.tolist()],
+                )[:, 0]
+                .float()
+                .to(hd.device)
+            )
     return hd

@@ -14,7 +14,6 @@ from .dio_features import (
 )
 from .dio_registration import DIORegistration, image_affine
 from .gsmorph_unet import GSMorphUNet
-from .icon_unet import TallUNet2
 from .icon_composition import (
     UNIGRADICON_INPUT_SHAPE,
     DisplacementFieldRegistration,
@@ -27,6 +26,7 @@ from .icon_composition import (
     load_unigradicon_weights,
     unigradicon_network,
 )
+from .icon_unet import TallUNet2
 
 __all__ = [
     "GSMorphUNet",

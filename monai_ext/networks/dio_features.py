@@ -319,9 +319,7 @@ class DIOFeatureUNet(nn.Module):
             self.decoder = nn.ModuleList()
             for i in range(self.depth - 1, self.finest_level - 1, -1):  # coarse -> fine
                 self.upsample.append(self._conv(channels[i + 1], channels[i], strides=2, transposed=True))
-                self.decoder.append(
-                    nn.Sequential(self._conv(2 * channels[i], channels[i]), self._block(channels[i]))
-                )
+                self.decoder.append(nn.Sequential(self._conv(2 * channels[i], channels[i]), self._block(channels[i])))
             head_in = [channels[k] for k in levels]
         self.heads = nn.ModuleList(
             conv(c_in, c_out, kernel_size=3, padding=1) for c_in, c_out in zip(head_in, feature_channels)

@@ -58,10 +58,14 @@ class DIORegistration(nn.Module):
         """Features of both images; one batched call when the grids match and no BatchNorm would
         mix the two (per-image normalisation keeps them independent, §3.1): batch-1 3-D
         convolutions are several times slower per image on CPUs."""
-        batched = fixed.shape == moving.shape and not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.feature_net.modules())
+        batched = fixed.shape == moving.shape and not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.feature_net.modules()
+        )
         if not batched:
             return self.features(fixed), self.features(moving)
-        both = self.features(torch.cat([convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)], dim=0))
+        both = self.features(
+            torch.cat([convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)], dim=0)
+        )
         batch = fixed.shape[0]
         return [f[:batch] for f in both], [f[batch:] for f in both]
 
@@ -119,12 +123,17 @@ class DIORegistration(nn.Module):
             ``fixed_to_moving`` set; ``result.full_resolution_ddfs[-1]`` is the registration.
         """
         if fixed.ndim != moving.ndim or fixed.shape[0] != moving.shape[0] or fixed.shape[1] != moving.shape[1]:
-            raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must be (B, C, *spatial) with equal B and C.")
+            raise ValueError(
+                f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must be (B, C, *spatial) "
+                "with equal B and C."
+            )
         geometry = self.geometry(fixed, moving, fixed_affine, moving_affine)
         fixed_features, moving_features = self._feature_pair(fixed, moving)
         result = (self.solver if solver is None else solver)(fixed_features, moving_features, geometry, prompts)
         shape = tuple(fixed.shape[2:])
-        result.full_resolution_ddfs = [ddf if tuple(ddf.shape[2:]) == shape else resize_ddf(ddf, shape) for ddf in result.ddfs]
+        result.full_resolution_ddfs = [
+            ddf if tuple(ddf.shape[2:]) == shape else resize_ddf(ddf, shape) for ddf in result.ddfs
+        ]
         result.fixed_to_moving = geometry
         return result
 

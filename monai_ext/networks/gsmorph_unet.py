@@ -19,8 +19,12 @@ class _DoubleConv(nn.Sequential):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, negative_slope: float) -> None:
         act = ("leakyrelu", {"negative_slope": negative_slope})
         super().__init__(
-            Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, act=act, norm="batch", adn_ordering="NA"),
-            Convolution(spatial_dims, out_channels, out_channels, kernel_size=3, act=act, norm="batch", adn_ordering="NA"),
+            Convolution(
+                spatial_dims, in_channels, out_channels, kernel_size=3, act=act, norm="batch", adn_ordering="NA"
+            ),
+            Convolution(
+                spatial_dims, out_channels, out_channels, kernel_size=3, act=act, norm="batch", adn_ordering="NA"
+            ),
         )
 
 

@@ -301,9 +301,7 @@ def load_icon_state_dict(model: nn.Module, state_dict: Mapping[str, Any], source
     return model
 
 
-def load_unigradicon_weights(
-    model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu"
-) -> nn.Module:
+def load_unigradicon_weights(model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """Load an official uniGradICON / multiGradICON (or ICON-trained GradICON) weight file into ``model``.
 
     The file is a ``torch.save``d state dict of ICON's ``regis_net`` (``Step_2_final.trch``);

@@ -18,7 +18,9 @@ def one_hot_labels(label: torch.Tensor, labels: Sequence[int]) -> torch.Tensor:
     """``(B, 1, *spatial)`` label map -> ``(B, len(labels), *spatial)`` float one-hot of ``labels``."""
     if label.ndim < 3 or label.shape[1] != 1:
         raise ValueError(f"label maps must be (B, 1, *spatial), got {tuple(label.shape)}.")
-    values = torch.as_tensor(list(labels), device=label.device, dtype=label.dtype).reshape(1, -1, *([1] * (label.ndim - 2)))
+    values = torch.as_tensor(list(labels), device=label.device, dtype=label.dtype).reshape(
+        1, -1, *([1] * (label.ndim - 2))
+    )
     return (label == values).float()
 
 
@@ -57,7 +59,11 @@ class DIOObjective(nn.Module):
     ) -> None:
         super().__init__()
         self.labels = [int(v) for v in (labels or [])]
-        self.image_loss = image_loss if image_loss is not None else LocalNormalizedCrossCorrelationLoss(spatial_dims=spatial_dims, kernel_size=9)
+        self.image_loss = (
+            image_loss
+            if image_loss is not None
+            else LocalNormalizedCrossCorrelationLoss(spatial_dims=spatial_dims, kernel_size=9)
+        )
         self.dice_loss = DiceLoss(squared_pred=True, reduction="mean")
         self.image_weight = float(image_weight)
         self.dice_weight = float(dice_weight)
@@ -75,7 +81,9 @@ class DIOObjective(nn.Module):
         result = network.register(fixed, moving)
         use_labels = bool(self.labels) and self.dice_weight > 0
         if use_labels and (fixed_label is None or moving_label is None):
-            raise ValueError("DIOObjective has labels for its Dice term but the batch has no fixed_label / moving_label.")
+            raise ValueError(
+                "DIOObjective has labels for its Dice term but the batch has no fixed_label / moving_label."
+            )
         if use_labels:
             fixed_onehot = one_hot_labels(fixed_label, self.labels)
             moving_onehot = one_hot_labels(moving_label, self.labels)

@@ -37,7 +37,9 @@ class FeatureLNCC(nn.Module):
 
     def __init__(self, spatial_dims: int = 3, kernel_size: int = 5) -> None:
         super().__init__()
-        self.lncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=spatial_dims, kernel_size=kernel_size, reduction="mean")
+        self.lncc = LocalNormalizedCrossCorrelationLoss(
+            spatial_dims=spatial_dims, kernel_size=kernel_size, reduction="mean"
+        )
 
     def forward(self, warped: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         # MONAI returns -mean(LNCC); 1 + that is the mean dissimilarity, times voxels and pairs.

@@ -53,7 +53,9 @@ class ImplicitSpec:
     damping: float = 1e-4
 
 
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, iterations: int, tol: float = 1e-8) -> torch.Tensor:
+def conjugate_gradient(
+    matvec: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, iterations: int, tol: float = 1e-8
+) -> torch.Tensor:
     """Solve ``A x = rhs`` for symmetric positive (semi-)definite ``A`` given as ``matvec``.
 
     Stops early when the residual norm falls below ``tol * |rhs|`` or a direction of non-positive
@@ -116,7 +118,9 @@ class _ImplicitLayer(torch.autograd.Function):
         return None, grad_ff, grad_fm, None
 
 
-def implicit_solution(params: torch.Tensor, fixed_feature: torch.Tensor, moving_feature: torch.Tensor, spec: ImplicitSpec) -> torch.Tensor:
+def implicit_solution(
+    params: torch.Tensor, fixed_feature: torch.Tensor, moving_feature: torch.Tensor, spec: ImplicitSpec
+) -> torch.Tensor:
     """``params`` (a converged ``p*``) attached to the features by implicit differentiation.
 
     ``params`` itself receives no gradient (the solver's path to it is not differentiated).

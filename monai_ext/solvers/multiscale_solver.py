@@ -11,11 +11,11 @@ from torch import nn
 
 from monai_ext.losses.smoothness import GradientSmoothnessLoss
 from monai_ext.solvers.dissimilarity import build_dissimilarity
-from monai_ext.spatial import sample_moving
 from monai_ext.solvers.implicit import BACKWARD_MODES, ImplicitSpec, implicit_solution
 from monai_ext.solvers.prompts import Prompt
 from monai_ext.solvers.step_rules import build_step_rule
 from monai_ext.solvers.transform_models import build_transform_model
+from monai_ext.spatial import sample_moving
 
 __all__ = ["MultiScaleSolver", "SolverResult"]
 
@@ -131,7 +131,9 @@ class MultiScaleSolver(nn.Module):
         if regularization_weight < 0:
             raise ValueError(f"regularization_weight must be >= 0, got {regularization_weight}.")
         self.transform = str(transform)
-        self.model = build_transform_model(transform, sigma_grad=sigma_grad, sigma_warp=sigma_warp, integration_steps=integration_steps)
+        self.model = build_transform_model(
+            transform, sigma_grad=sigma_grad, sigma_warp=sigma_warp, integration_steps=integration_steps
+        )
         if learning_rate is None:
             learning_rate = _default_learning_rate(self.model.name, str(optimizer))
         self.optimizer = str(optimizer)
@@ -152,10 +154,13 @@ class MultiScaleSolver(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"iterations={self.iterations}, transform={self.model.name!r}, optimizer={self.optimizer!r}, "
-            f"learning_rate={self.learning_rate}, dissimilarity={self.dissimilarity_name!r}, backward={self.backward_mode!r}"
+            f"learning_rate={self.learning_rate}, dissimilarity={self.dissimilarity_name!r}, "
+            f"backward={self.backward_mode!r}"
         )
 
-    def _level_objective(self, dissimilarity: nn.Module, fixed_to_moving: torch.Tensor | None, prompts: Sequence[Prompt]):
+    def _level_objective(
+        self, dissimilarity: nn.Module, fixed_to_moving: torch.Tensor | None, prompts: Sequence[Prompt]
+    ):
         def objective(ddf: torch.Tensor, fixed_feature: torch.Tensor, moving_feature: torch.Tensor) -> torch.Tensor:
             warped = sample_moving(moving_feature, ddf, fixed_to_moving)
             loss = dissimilarity(warped, fixed_feature)
@@ -192,7 +197,10 @@ class MultiScaleSolver(nn.Module):
             raise ValueError(f"iterations has {len(self.iterations)} entries for {len(fixed_features)} feature levels.")
         for level, (ff, fm) in enumerate(zip(fixed_features, moving_features)):
             if ff.shape[:2] != fm.shape[:2] or ff.ndim != fm.ndim:
-                raise ValueError(f"level {level}: fixed {tuple(ff.shape)} and moving {tuple(fm.shape)} features need the same batch and channels.")
+                raise ValueError(
+                    f"level {level}: fixed {tuple(ff.shape)} and moving {tuple(fm.shape)} features need the same "
+                    "batch and channels."
+                )
             if not torch.isfinite(ff.detach()).all() or not torch.isfinite(fm.detach()).all():
                 raise ValueError(f"level {level}: the features contain NaN or infinite values.")
         spatial_dims = fixed_features[0].ndim - 2
@@ -214,7 +222,9 @@ class MultiScaleSolver(nn.Module):
             previous, stalled, done = float("nan"), 0, 0
             for _ in range(self.iterations[level]):
                 with torch.enable_grad():
-                    loss, grad = model.gradient(params, shape, lambda ddf: objective(ddf, ff_used, fm_used), create_graph=unrolled)
+                    loss, grad = model.gradient(
+                        params, shape, lambda ddf: objective(ddf, ff_used, fm_used), create_graph=unrolled
+                    )
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise FloatingPointError(
@@ -236,8 +246,14 @@ class MultiScaleSolver(nn.Module):
             if unrolled:
                 solution = params
             else:
-                spec = ImplicitSpec(objective, model, shape, self.backward_mode, self.ift_cg_iterations, self.ift_damping)
-                solution = implicit_solution(params.detach(), ff, fm, spec) if (ff.requires_grad or fm.requires_grad) else params.detach()
+                spec = ImplicitSpec(
+                    objective, model, shape, self.backward_mode, self.ift_cg_iterations, self.ift_damping
+                )
+                solution = (
+                    implicit_solution(params.detach(), ff, fm, spec)
+                    if (ff.requires_grad or fm.requires_grad)
+                    else params.detach()
+                )
             result.params.append(solution)
             result.ddfs.append(model.to_ddf(solution, shape))
             result.losses.append(losses)

@@ -47,7 +47,13 @@ class LabelPrompt(Prompt):
         weight: multiplies the term.
     """
 
-    def __init__(self, fixed_label: torch.Tensor, moving_label: torch.Tensor, labels: Sequence[int] | None = None, weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        fixed_label: torch.Tensor,
+        moving_label: torch.Tensor,
+        labels: Sequence[int] | None = None,
+        weight: float = 1.0,
+    ) -> None:
         if labels is None:
             values = torch.unique(torch.cat([fixed_label.flatten(), moving_label.flatten()]))
             labels = [int(v) for v in values.tolist() if v != 0]
@@ -78,11 +84,26 @@ class LandmarkPrompt(Prompt):
         weight: multiplies the term.
     """
 
-    def __init__(self, fixed_points: torch.Tensor, moving_points: torch.Tensor, fixed_shape: Sequence[int], moving_shape: Sequence[int], weight: float = 1.0) -> None:
-        fixed_points, moving_points = torch.as_tensor(fixed_points, dtype=torch.float32), torch.as_tensor(moving_points, dtype=torch.float32)
-        if fixed_points.shape != moving_points.shape or fixed_points.ndim != 3 or fixed_points.shape[-1] != len(fixed_shape):
+    def __init__(
+        self,
+        fixed_points: torch.Tensor,
+        moving_points: torch.Tensor,
+        fixed_shape: Sequence[int],
+        moving_shape: Sequence[int],
+        weight: float = 1.0,
+    ) -> None:
+        fixed_points, moving_points = (
+            torch.as_tensor(fixed_points, dtype=torch.float32),
+            torch.as_tensor(moving_points, dtype=torch.float32),
+        )
+        if (
+            fixed_points.shape != moving_points.shape
+            or fixed_points.ndim != 3
+            or fixed_points.shape[-1] != len(fixed_shape)
+        ):
             raise ValueError(
-                f"landmarks must be two (B, K, {len(fixed_shape)}) arrays of the same shape, got {tuple(fixed_points.shape)} and {tuple(moving_points.shape)}."
+                f"landmarks must be two (B, K, {len(fixed_shape)}) arrays of the same shape, "
+                f"got {tuple(fixed_points.shape)} and {tuple(moving_points.shape)}."
             )
         self.fixed_points, self.moving_points = fixed_points, moving_points
         self.fixed_shape, self.moving_shape = tuple(int(s) for s in fixed_shape), tuple(int(s) for s in moving_shape)
@@ -91,9 +112,13 @@ class LandmarkPrompt(Prompt):
     def __call__(self, ddf, fixed_to_moving):
         shape = tuple(ddf.shape[2:])
         ndim = len(shape)
-        scale = torch.tensor([(n - 1) / max(f - 1, 1) for n, f in zip(shape, self.fixed_shape)], dtype=ddf.dtype, device=ddf.device)
+        scale = torch.tensor(
+            [(n - 1) / max(f - 1, 1) for n, f in zip(shape, self.fixed_shape)], dtype=ddf.dtype, device=ddf.device
+        )
         level_points = self.fixed_points.to(ddf) * scale  # (B, K, ndim) voxels of the level
-        normalized = level_points / torch.tensor([max(n - 1, 1) / 2.0 for n in shape], dtype=ddf.dtype, device=ddf.device) - 1.0
+        normalized = (
+            level_points / torch.tensor([max(n - 1, 1) / 2.0 for n in shape], dtype=ddf.dtype, device=ddf.device) - 1.0
+        )
         grid = normalized.flip(-1).reshape(ddf.shape[0], -1, *([1] * (ndim - 1)), ndim)
         displacement = F.grid_sample(ddf, grid, mode="bilinear", padding_mode="border", align_corners=True)
         displacement = displacement.reshape(ddf.shape[0], ndim, -1).transpose(1, 2)

@@ -95,7 +95,11 @@ class AdamStep(StepRule):
     name = "adam"
 
     def __init__(
-        self, learning_rate: float = 0.5, betas: tuple[float, float] = (0.9, 0.99), eps_relative: float = 0.1, eps: float = MIN_FORCE
+        self,
+        learning_rate: float = 0.5,
+        betas: tuple[float, float] = (0.9, 0.99),
+        eps_relative: float = 0.1,
+        eps: float = MIN_FORCE,
     ) -> None:
         super().__init__(learning_rate)
         beta1, beta2 = (float(b) for b in betas)

@@ -121,7 +121,6 @@ class GreedyDiffeomorphic(TransformModel):
         self.sigma_grad = float(sigma_grad)
         self.sigma_warp = float(sigma_warp)
 
-
     def gradient(self, params, shape, objective, create_graph=False):
         delta = torch.zeros_like(params, requires_grad=True)
         loss = objective(compose_ddf(params, delta))

@@ -19,7 +19,9 @@ from monai_ext.spatial.sampling import normalized_identity, normalized_scale, sa
 __all__ = ["evaluate_displacement_chain", "chain_displacement"]
 
 
-def chain_displacement(chain: List[torch.Tensor], spatial_shape: List[int], points: Optional[torch.Tensor]) -> torch.Tensor:
+def chain_displacement(
+    chain: List[torch.Tensor], spatial_shape: List[int], points: Optional[torch.Tensor]
+) -> torch.Tensor:
     """Displacement in normalised units of the chain at normalised ``points`` ``(B | 1, ndim, *P)``,
     or on the grid ``spatial_shape`` when ``points`` is None."""
     if len(chain) == 0:

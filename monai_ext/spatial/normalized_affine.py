@@ -42,7 +42,9 @@ def resample_normalized_affine(image: torch.Tensor, matrix, mode: str = "bilinea
         raise ValueError(f"image must have shape (C, *spatial) with 2 or 3 spatial dims, got {tuple(image.shape)}.")
     matrix = torch.as_tensor(matrix, dtype=torch.float64).cpu()
     if matrix.shape != (ndim, ndim + 1):
-        raise ValueError(f"matrix must have shape ({ndim}, {ndim + 1}) for a {ndim}-D image, got {tuple(matrix.shape)}.")
+        raise ValueError(
+            f"matrix must have shape ({ndim}, {ndim + 1}) for a {ndim}-D image, got {tuple(matrix.shape)}."
+        )
     out_dtype = image.dtype if image.is_floating_point() or mode == "nearest" else torch.float32
     linear, shift = matrix[:, :ndim], matrix[:, ndim]
     signs = torch.diagonal(linear)

@@ -86,7 +86,12 @@ def fixed_to_moving_matrix(
         raise ValueError(f"fixed and moving images must have the same dimension, got {fixed_shape} and {moving_shape}.")
     a_f = _as_affine(fixed_affine, ndim, "fixed_affine")
     a_m = _as_affine(moving_affine, ndim, "moving_affine")
-    matrix = np.linalg.inv(_normalization_matrix(moving_shape)) @ np.linalg.inv(a_m) @ a_f @ _normalization_matrix(fixed_shape)
+    matrix = (
+        np.linalg.inv(_normalization_matrix(moving_shape))
+        @ np.linalg.inv(a_m)
+        @ a_f
+        @ _normalization_matrix(fixed_shape)
+    )
     return torch.as_tensor(matrix, dtype=dtype, device=device)
 
 
@@ -108,9 +113,13 @@ def _apply_matrix(normalized: torch.Tensor, matrix: torch.Tensor | None) -> torc
 
 
 def transform_points(
-    points: torch.Tensor, fixed_shape: Sequence[int], moving_shape: Sequence[int], fixed_to_moving: torch.Tensor | None = None
+    points: torch.Tensor,
+    fixed_shape: Sequence[int],
+    moving_shape: Sequence[int],
+    fixed_to_moving: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Fixed voxel coordinates ``(B, ..., ndim)`` (grid ``fixed_shape``) -> moving voxel coordinates (grid ``moving_shape``)."""
+    """Fixed voxel coordinates ``(B, ..., ndim)`` (grid ``fixed_shape``) -> moving voxel coordinates
+    (grid ``moving_shape``)."""
     moving = _apply_matrix(voxel_to_normalized(points, list(fixed_shape)), fixed_to_moving)
     return normalized_to_voxel(moving, list(moving_shape))
 
@@ -139,7 +148,9 @@ def sample_moving(
     """
     ndim = ddf.shape[1]
     if ddf.ndim != ndim + 2 or moving.ndim != ndim + 2:
-        raise ValueError(f"moving {tuple(moving.shape)} and ddf {tuple(ddf.shape)} must be (B, C, *spatial) of {ndim}-D.")
+        raise ValueError(
+            f"moving {tuple(moving.shape)} and ddf {tuple(ddf.shape)} must be (B, C, *spatial) of {ndim}-D."
+        )
     if moving.shape[0] != ddf.shape[0] and moving.shape[0] != 1:
         raise ValueError(f"batch sizes differ: moving {moving.shape[0]}, ddf {ddf.shape[0]}.")
     grid_shape = list(ddf.shape[2:])

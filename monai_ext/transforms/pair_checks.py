@@ -56,7 +56,9 @@ class CheckPaird(MapTransform):
         d = dict(data)
         for key in (self.fixed_key, self.moving_key):
             if key not in d:
-                raise KeyError(f"The pair has no {key!r}; registration needs {self.fixed_key!r} and {self.moving_key!r}.")
+                raise KeyError(
+                    f"The pair has no {key!r}; registration needs {self.fixed_key!r} and {self.moving_key!r}."
+                )
             image = torch.as_tensor(d[key])
             ndim = image.ndim - 1
             if self.spatial_dims is not None and ndim != self.spatial_dims:
@@ -81,6 +83,7 @@ class CheckPaird(MapTransform):
                 unexpected = sorted(found - self.label_values)
                 if unexpected:
                     raise ValueError(
-                        f"{_source(d, key)} has label values {unexpected} outside the expected set {sorted(self.label_values)}."
+                        f"{_source(d, key)} has label values {unexpected} outside the expected set "
+                        f"{sorted(self.label_values)}."
                     )
         return d

@@ -13,6 +13,7 @@ from monai_ext.spatial import resample_normalized_affine
 
 __all__ = ["RandPairFlipAffined"]
 
+
 class RandPairFlipAffined(RandomizableTransform, MapTransform):
     """Affine augmentation of a fixed/moving pair as in GradICON, Appendix A.2.
 
@@ -84,11 +85,15 @@ class RandPairFlipAffined(RandomizableTransform, MapTransform):
             if label_key in image_of:
                 raise ValueError(f"label key {label_key!r} is paired with more than one image in pair={pair!r}.")
             if image_key not in image_keys:
-                raise ValueError(f"label key {label_key!r} is paired with {image_key!r}, which is not in image_keys {image_keys}.")
+                raise ValueError(
+                    f"label key {label_key!r} is paired with {image_key!r}, which is not in image_keys {image_keys}."
+                )
             image_of[label_key] = image_key
         unpaired = [k for k in label_keys if k not in image_of]
         if unpaired:
-            raise ValueError(f"label keys {unpaired} have no image in pair={pair!r}: a label shares its image's matrix.")
+            raise ValueError(
+                f"label keys {unpaired} have no image in pair={pair!r}: a label shares its image's matrix."
+            )
         MapTransform.__init__(self, all_keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.image_keys, self.label_keys = image_keys, label_keys
@@ -116,7 +121,8 @@ class RandPairFlipAffined(RandomizableTransform, MapTransform):
         if len(dims) > 1 or not dims <= {2, 3}:
             shapes = {key: tuple(d[key].shape) for key in present}
             raise ValueError(
-                f"RandPairFlipAffined needs channel-first (C, *spatial) arrays with the same 2 or 3 spatial dims, got {shapes}."
+                "RandPairFlipAffined needs channel-first (C, *spatial) arrays with the same 2 or 3 spatial dims, "
+                f"got {shapes}."
             )
         self.randomize(dims.pop() if dims else 3)
         if not self._do_transform:

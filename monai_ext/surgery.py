@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["GradientSurgery", "GRANULARITIES", "RULES", "MODES"]
+__all__ = ["GradientSurgery", "GRANULARITIES", "RULES", "MODES", "method_name"]
 
 GRANULARITIES = ("layer", "network", "element")
 RULES = ("similarity", "sum", "agreement", "random", "weighted_sum")
@@ -43,6 +43,18 @@ MODES = {
     # gradients w.r.t. all parameters theta, as one vector each, as in PCGrad
     "random": ("network", "random"),
 }
+
+
+# how the papers name each training mode (gsmorph.md Table 1)
+METHOD_NAMES = {"gsmorph": "GSMorph", "pcgrad": "GS-PCGrad", "gs_agr": "GS-Agr"}
+
+
+def method_name(mode: str, weight: float) -> str:
+    """The name a results table gives a training mode: ``GSMorph``, ``GS-PCGrad``, ``GS-Agr``,
+    ``VoxelMorph (lambda=<weight>)`` for ``weighted_sum``, else the mode itself."""
+    if mode == "weighted_sum":
+        return f"VoxelMorph (lambda={weight})"
+    return METHOD_NAMES.get(mode, mode)
 
 
 def _check_choice(name: str, value: str, valid: Sequence[str]) -> str:

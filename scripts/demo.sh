@@ -56,8 +56,8 @@ if [[ " $BUNDLES " == *" gradicon "* ]]; then
     python3 -m monai.bundle run --config_file "$B/configs/train.json" "${COMMON[@]}" --output_dir "$OUT/gradicon_stage1" \
         --num_epochs 1 --iterations_per_epoch 3 --batch_size 1 --val_interval 1
     echo "== GradICON 3/4: Stage2 initialised from Stage1, 2 iterations"
-    python3 -m monai.bundle run --config_file "$B/configs/train.json" "${COMMON[@]}" --output_dir "$OUT/gradicon_stage2" \
-        --num_epochs 1 --iterations_per_epoch 2 --batch_size 1 --val_interval 5 --stage 2
+    python3 -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/stage2.json']" "${COMMON[@]}" \
+        --output_dir "$OUT/gradicon_stage2" --num_epochs 1 --iterations_per_epoch 2 --batch_size 1 --val_interval 5
     echo "== GradICON 4/4: evaluation without and with instance optimisation (2 steps here; the paper: 50)"
     python3 -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/evaluate.json']" "${COMMON[@]}" \
         --output_dir "$OUT/gradicon_eval" --io_steps 2 > "$OUT/gradicon_evaluate.log" 2>&1 \

@@ -42,23 +42,14 @@ def lumir(lumir_dataset, tmp_path_factory):
         "--logging_file",
         str(CONFIGS / "logging.conf"),
     ]
-    train = [
-        "run",
-        "--config_file",
-        str(CONFIGS / "train.json"),
-        *common,
-        "--batch_size",
-        "1",
-        "--num_epochs",
-        "1",
-        "--iterations_per_epoch",
-        "1",
-    ]
-    log1 = bundle_log(*train, "--output_dir", str(root / "stage1"), "--val_interval", "1")
+    shorten = ["--batch_size", "1", "--num_epochs", "1", "--iterations_per_epoch", "1"]
+    stage1_run = ["run", "--config_file", config_list("gradicon_brain", "train.json"), *common, *shorten]
+    log1 = bundle_log(*stage1_run, "--output_dir", str(root / "stage1"), "--val_interval", "1")
     stage1 = torch.load(root / "models" / "stage1.pt", weights_only=True)
     shifted = {k: v + STAGE1_OFFSET if v.is_floating_point() else v for k, v in stage1.items()}
     torch.save(shifted, root / "models" / "stage1.pt")
-    log2 = bundle_log(*train, "--output_dir", str(root / "stage2"), "--val_interval", "5", "--stage", "2")
+    stage2_run = ["run", "--config_file", config_list("gradicon_brain", "train.json", "stage2.json"), *common, *shorten]
+    log2 = bundle_log(*stage2_run, "--output_dir", str(root / "stage2"), "--val_interval", "5")
     return root, common, log1, log2
 
 

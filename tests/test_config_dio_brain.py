@@ -5,6 +5,7 @@ contract, and a short training through the bundle's own trainer that lowers Eq. 
 from __future__ import annotations
 
 import monai
+import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
@@ -85,16 +86,14 @@ def test_evaluation_solver_switches_from_the_command_line(oasis_dataset, tmp_pat
         eval_optimizer="sgd",
         eval_iterations=[5, 4, 3],
     ).parser
-    solver = parser.get_parsed_content("evaluate#switched_solver#solver")
+    solver = parser.get_parsed_content("switched_solver")
     assert (solver.transform, solver.optimizer, solver.iterations) == ("svf", "sgd", [5, 4, 3])
     assert parser.get_parsed_content("switched_name") == "SGD (svf)"
     trained = parser.get_parsed_content("network").solver
     assert (trained.transform, trained.optimizer, trained.iterations) == ("freeform", "sgd", [200, 100, 50])
     assert parser.get_parsed_content("evaluation_labels") == OASIS_LABELS  # OASIS: 35 labels, no background
     # by default the switched solver is Adam with the greedy diffeomorphic model (Table 2)
-    default = bundle_config("dio_brain", "train.json", "evaluate.json").get_parsed_content(
-        "evaluate#switched_solver#solver"
-    )
+    default = bundle_config("dio_brain", "train.json", "evaluate.json").get_parsed_content("switched_solver")
     assert (default.transform, default.optimizer) == ("diffeomorphic", "adam")
 
 
@@ -123,6 +122,8 @@ def test_verify_net_in_out():
 
 
 def test_intensity_baseline_runs_without_a_checkpoint(tmp_path):
+    for name in ("fixed", "moving"):
+        nib.save(nib.Nifti1Image(np.random.rand(12, 16, 12).astype(np.float32), np.eye(4)), tmp_path / f"{name}.nii.gz")
     workflow = _workflow(
         ["inference.json"],
         tmp_path,
@@ -130,8 +131,11 @@ def test_intensity_baseline_runs_without_a_checkpoint(tmp_path):
         ckpt_path=str(tmp_path / "absent.pt"),
         feature_network="intensity",
         iterations=[2, 2, 2],
+        fixed=str(tmp_path / "fixed.nii.gz"),
+        moving=str(tmp_path / "moving.nii.gz"),
     )
     network = workflow.parser.get_parsed_content("network")  # no checkpoint to load for the scale space
+    assert not workflow.parser.get_parsed_content("load_pretrain")
     assert sum(p.numel() for p in network.parameters()) == 0
     ddf = network(torch.rand(1, 2, 12, 16, 12))
     assert ddf.shape == (1, 3, 12, 16, 12)

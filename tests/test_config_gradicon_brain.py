@@ -65,7 +65,8 @@ def test_training_defaults_are_the_papers():
     assert network.input_shape == [175, 175, 175]
     # Appendix A.2 augmentation on; validation every 5 epochs
     assert parser.get_parsed_content("augment") is True
-    assert "RandPairFlipAffined" in parser.get("train#preprocessing#transforms")
+    augmentation = _component_id(parser, "train#preprocessing#transforms", "monai_ext.transforms.RandPairFlipAffined")
+    assert parser.get_parsed_content(f"{augmentation}#gamma") == 0.05
     validation = _component_id(parser, "train#handlers", "ValidationHandler")
     assert parser.get_parsed_content(f"{validation}#interval") == 5
 
@@ -87,7 +88,7 @@ def test_stage2_starts_from_the_stage1_checkpoint(lumir_dataset, tmp_path):
         p.data.normal_(0.0, 0.3)
     (tmp_path / "models").mkdir()
     torch.save(stage1.state_dict(), tmp_path / "models" / "stage1.pt")
-    parser = _workflow(lumir_dataset / "data", tmp_path, stage=2, image_size=SMALL).parser
+    parser = _workflow(lumir_dataset / "data", tmp_path, ("train.json", "stage2.json"), image_size=SMALL).parser
     network = parser.get_parsed_content("network")
     assert isinstance(network, TwoStepRegistration)
     for key, value in stage1.state_dict().items():
@@ -124,7 +125,11 @@ def test_multi_gpu_overlay_shards_the_data(lumir_dataset, tmp_path, single_proce
     assert parser.get_parsed_content("backend") == "gloo"
 
 
-@pytest.mark.parametrize("stage", [1, 2])
-def test_checkpoint_names_follow_the_stage(stage):
-    parser = bundle_config("gradicon_brain", "train.json", stage=stage)
-    assert parser.get_parsed_content("final_filename") == ("stage1.pt" if stage == 1 else "model.pt")
+@pytest.mark.parametrize("overlays", [(), ("stage2.json",)], ids=["stage1", "stage2"])
+def test_checkpoint_names_follow_the_stage(overlays):
+    parser = bundle_config("gradicon_brain", "train.json", *overlays)
+    stage2 = bool(overlays)
+    assert parser.get_parsed_content("final_filename") == ("model.pt" if stage2 else "stage1.pt")
+    assert parser.get_parsed_content("resume_path").endswith(
+        "checkpoint_stage2_last.pt" if stage2 else "checkpoint_stage1_last.pt"
+    )

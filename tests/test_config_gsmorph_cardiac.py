@@ -80,10 +80,17 @@ def test_training_mode_switches_the_trainers_surgery(acdc_dataset, tmp_path, mod
 
 
 def test_evaluate_overlay_loads_the_best_model_and_tests_on_the_test_split(acdc_dataset, tmp_path):
+    torch.manual_seed(1)
+    best = GSMorphUNet(features=(16, 32, 64, 128, 256))
+    (tmp_path / "models").mkdir()
+    torch.save(best.state_dict(), tmp_path / "models" / "model.pt")
+    # initialize() loads models/model.pt into the network (load_pretrain and a CheckpointLoader)
     parser = _train_workflow(acdc_dataset, tmp_path, config_file=["train.json", "evaluate.json"]).parser
+    assert parser.get_parsed_content("checkpoint_loader").load_path == str(tmp_path / "models" / "model.pt")
+    network = parser.get_parsed_content("network")
+    for key, value in best.state_dict().items():
+        assert torch.equal(network.state_dict()[key], value), key
     evaluator = parser.get_parsed_content("validate#evaluator")
-    loader = next(h for h in parser.get_parsed_content("validate#handlers") if type(h).__name__ == "CheckpointLoader")
-    assert loader.load_path == str(tmp_path / "models" / "model.pt")
     testing = json.loads((acdc_dataset / "data" / "datalist.json").read_text())["testing"]
     assert len(evaluator.data_loader.dataset) == len(testing)
 

@@ -68,24 +68,31 @@ def test_fine_tuning_starts_from_the_official_weights(tmp_path):
 
 def test_table1_evaluation_settings_are_the_papers():
     parser = bundle_config("unigradicon_io", "train.json", "evaluate.json")
-    assert type(parser.get_parsed_content("evaluate#direct#inferer")) is NetworkGridInferer
-    # Table 1: IO and IO-GP for n = 50 and n = 100
-    expected = {
-        "io_short": (50, "weighted_sum"),
-        "io_gp_short": (50, "random"),
-        "io_long": (100, "weighted_sum"),
-        "io_gp_long": (100, "random"),
-    }
-    for name, (steps, rule) in expected.items():
-        inferer = parser.get_parsed_content(f"evaluate#{name}#inferer")
-        assert (inferer.steps, inferer.surgery.rule, inferer.surgery.weight) == (steps, rule, 1.5), name
-        assert _io_settings(inferer) == IO_SETTINGS, name
+    settings = parser.get_parsed_content("settings")
+    # Table 1: direct inference, then IO and IO-GP for n = 50 and n = 100
+    assert [s["name"] for s in settings] == [
+        "Direct Inference",
+        "IO (n=50)",
+        "IO-GP (n=50)",
+        "IO (n=100)",
+        "IO-GP (n=100)",
+    ]
+    assert type(settings[0]["inferer"]) is NetworkGridInferer
+    expected = [(50, "weighted_sum"), (50, "random"), (100, "weighted_sum"), (100, "random")]
+    for setting, (steps, rule) in zip(settings[1:], expected):
+        inferer = setting["inferer"]
+        assert (inferer.steps, inferer.surgery.rule, inferer.surgery.weight) == (steps, rule, 1.5), setting["name"]
+        assert _io_settings(inferer) == IO_SETTINGS, setting["name"]
         _assert_paper_objective(inferer.objective)
     # the random rule projects over the whole parameter vector (§2.4)
-    assert parser.get_parsed_content("evaluate#io_gp_short#inferer").surgery.granularity == "network"
-    # LUMIR's scoring: NDV inside the moving image's foreground, TRE on warped landmark maps
-    assert parser.get_parsed_content("jacobian_mask") == "moving_nonzero"
-    assert parser.get_parsed_content("tre_method") == "warped_map"
+    assert settings[2]["inferer"].surgery.granularity == "network"
+    # every setting on its own folder; LUMIR's scoring: NDV inside the moving image's foreground, TRE on
+    # warped landmark maps
+    assert len({s["folder"] for s in settings}) == len(settings)
+    assert parser.get_parsed_content("comparison#metrics_args") == {
+        "jacobian_mask": "moving_nonzero",
+        "tre_method": "warped_map",
+    }
 
 
 @pytest.mark.parametrize("io_mode,rule", [("none", None), ("vanilla", "weighted_sum"), ("projected", "random")])

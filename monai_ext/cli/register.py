@@ -62,14 +62,13 @@ from monai.transforms import (
     EnsureChannelFirst,
     LoadImage,
     ResampleToMatch,
-    ScaleIntensityRange,
-    ScaleIntensityRangePercentiles,
 )
 from monai.utils import convert_to_tensor
 from torch import nn
 
 from monai_ext.inferers import InstanceOptimizationInferer, NetworkGridInferer
 from monai_ext.inferers.instance_optimization import BATCHNORM_MODES
+from monai_ext.inferers.registration_inferer import IO_MODES, IO_SURGERY
 from monai_ext.io.atomic import full_suffix
 from monai_ext.io.displacement_field import IMAGE_SUFFIXES, TRANSFORM_SUFFIXES, write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
@@ -80,7 +79,7 @@ from monai_ext.networks import load_unigradicon_weights, unigradicon_network
 from monai_ext.objectives import InverseConsistentObjective
 from monai_ext.spatial import fixed_to_moving_matrix, sample_moving
 from monai_ext.surgery import GradientSurgery
-from monai_ext.transforms import CheckPaird
+from monai_ext.transforms import MODALITIES, CheckPaird, modality_intensity_transform
 
 __all__ = [
     "register",
@@ -91,18 +90,12 @@ __all__ = [
     "IO_MODES",
 ]
 
-MODALITIES = ("mri", "ct")
-IO_MODES = ("none", "vanilla", "projected")
 # io_gradient_projection.md §3.2 (optimiser) and §2.3 (loss)
 IO_OPTIMIZER = "amsgrad"
 IO_LEARNING_RATE = 2e-5
 IO_WEIGHT_DECAY = 1e-3
 LNCC_SIGMA = 5.0
 GRADICON_LAMBDA = 1.5
-IO_SURGERY = {"vanilla": "weighted_sum", "projected": "random"}
-# uniGradICON's intensity preprocessing
-CT_WINDOW = (-1000.0, 1000.0)
-MRI_PERCENTILES = (0.0, 99.0)
 OFFICIAL_WEIGHTS_URL = "https://github.com/uncbiag/uniGradICON/releases/download/unigradicon_weights/Step_2_final.trch"
 IMAGE_OUTPUT_SUFFIXES = (".nii", ".nii.gz")
 
@@ -112,26 +105,6 @@ def _check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
     if choice not in valid:
         raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in valid)}; got {value!r}.")
     return choice
-
-
-def modality_intensity_transform(modality: str):
-    """MONAI transform scaling one image's intensities to [0, 1] as uniGradICON does.
-
-    - ``"mri"``: ``ScaleIntensityRangePercentiles(lower=0, upper=99, b_min=0, b_max=1, clip=True)``,
-      i.e. the image minimum -> 0 and its 99th percentile -> 1, clipped;
-    - ``"ct"``: ``ScaleIntensityRange(-1000, 1000 -> 0, 1, clip=True)`` (Hounsfield units).
-
-    Apply it to each image on its own grid, before any resampling, so that padding added by the
-    resampling does not change the percentiles.
-
-    Raises:
-        ValueError: unknown modality (the message lists the valid ones).
-    """
-    if _check_choice("modality", modality, MODALITIES) == "ct":
-        return ScaleIntensityRange(a_min=CT_WINDOW[0], a_max=CT_WINDOW[1], b_min=0.0, b_max=1.0, clip=True)
-    return ScaleIntensityRangePercentiles(
-        lower=MRI_PERCENTILES[0], upper=MRI_PERCENTILES[1], b_min=0.0, b_max=1.0, clip=True, relative=False
-    )
 
 
 def _as_float_tensor(x: Any) -> torch.Tensor:

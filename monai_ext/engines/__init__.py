@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from monai_ext.lazy_exports import lazy_exports
 
-__all__ = ["GradientSurgeryTrainer", "RegistrationEvaluator", "all_reduce_gradients", "distributed_world_size"]
+__all__ = [
+    "GradientSurgeryTrainer",
+    "RegistrationEvaluator",
+    "InferenceComparison",
+    "all_reduce_gradients",
+    "distributed_world_size",
+]
 
 _LOCATIONS = {
     "GradientSurgeryTrainer": "monai_ext.engines.gradient_surgery_trainer",
     "RegistrationEvaluator": "monai_ext.engines.registration_evaluator",
+    "InferenceComparison": "monai_ext.engines.inference_comparison",
     "all_reduce_gradients": "monai_ext.engines.distributed_gradients",
     "distributed_world_size": "monai_ext.engines.distributed_gradients",
 }

@@ -3,6 +3,7 @@
 from .augmentation_schedule import AugmentationSchedule
 from .label_set_dice import LabelSetDice
 from .method_comparison import format_method_comparison, read_metrics_summary, write_method_comparison
+from .named_outputs import named_outputs
 from .registration_metrics import RegistrationMetricsHandler, format_results_table
 from .registration_writer import RegistrationWriter
 
@@ -15,4 +16,5 @@ __all__ = [
     "format_method_comparison",
     "read_metrics_summary",
     "write_method_comparison",
+    "named_outputs",
 ]

@@ -27,6 +27,7 @@ from .icon_composition import (
     unigradicon_network,
 )
 from .icon_unet import TallUNet2
+from .sync_batchnorm import sync_batchnorm_on_cuda
 
 __all__ = [
     "GSMorphUNet",
@@ -52,4 +53,5 @@ __all__ = [
     "FEATURE_NETWORKS",
     "DIORegistration",
     "image_affine",
+    "sync_batchnorm_on_cuda",
 ]

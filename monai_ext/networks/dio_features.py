@@ -468,7 +468,13 @@ FEATURE_NETWORKS = {
 
 def build_feature_network(name: str, **kwargs: Any) -> nn.Module:
     """Build a DIO feature network by name: ``unet``, ``lku``, ``unet_encoder``, ``lku_encoder``
-    (the four of §4.2) or ``intensity`` (``IntensityPyramid``, the parameter-free baseline)."""
+    (the four of §4.2) or ``intensity`` (``IntensityPyramid``, the parameter-free baseline).
+
+    ``kwargs`` go to the network; for ``intensity`` only ``scales`` is used (the learned networks'
+    ``spatial_dims``, ``in_channels``, ``feature_channels`` and ``channels`` are ignored), so a bundle
+    config can switch between them with one argument."""
     if name not in FEATURE_NETWORKS:
         raise ValueError(f"unknown feature network {name!r}; choose one of {sorted(FEATURE_NETWORKS)}.")
+    if name == "intensity":
+        kwargs = {k: v for k, v in kwargs.items() if k in ("scales", "sigma_per_scale", "truncated")}
     return FEATURE_NETWORKS[name](**kwargs)

@@ -215,6 +215,7 @@ def gradicon_stage2(
     spatial_dims: int | None = None,
     in_channels: int | None = None,
     input_shape: Sequence[int] | None = None,
+    stage1_weights: str | Path | None = None,
 ) -> TwoStepRegistration:
     """GradICON Stage2 = ``TS{Stage1, Psi_4}`` (Eq. 12): a fourth, full-resolution ``TallUNet2`` step.
 
@@ -224,11 +225,18 @@ def gradicon_stage2(
         spatial_dims, in_channels: of the new atom; default: read from ``stage1``'s ``TallUNet2``
             atoms (3 and 2 when ``stage1`` is None).
         input_shape: optional spatial size that ``forward`` enforces; default: ``stage1``'s.
+        stage1_weights: a trained Stage1's state dict file (``torch.save``d, read with
+            ``weights_only=True``), loaded into ``stage1`` first: GradICON trains Stage2 starting from
+            the trained Stage1 (§4.2).
     """
     if stage1 is None:
         stage1 = gradicon_stage1(spatial_dims or 3, in_channels or 2, input_shape)
     if not isinstance(stage1, RegistrationStep):
         raise ValueError(f"stage1 must be a RegistrationStep (see gradicon_stage1), got {type(stage1).__name__}.")
+    if stage1_weights:
+        if not Path(stage1_weights).is_file():
+            raise FileNotFoundError(f"Stage1 weights not found: {stage1_weights} (train Stage1 first).")
+        stage1.load_state_dict(torch.load(stage1_weights, map_location="cpu", weights_only=True))
     atoms = [m for m in stage1.modules() if isinstance(m, TallUNet2)]
     if spatial_dims is None or in_channels is None:
         if not atoms:

@@ -4,6 +4,7 @@ from .dissimilarity import FeatureLNCC, FeatureMSE, build_dissimilarity
 from .implicit import ImplicitSpec, conjugate_gradient, implicit_solution
 from .multiscale_solver import MultiScaleSolver, SolverResult
 from .prompts import LabelPrompt, LandmarkPrompt, Prompt
+from .setting_names import solver_setting_name
 from .step_rules import AdamStep, SGDStep, build_step_rule
 from .transform_models import Affine, FreeForm, GreedyDiffeomorphic, StationaryVelocity, build_transform_model
 
@@ -27,4 +28,5 @@ __all__ = [
     "StationaryVelocity",
     "Affine",
     "build_transform_model",
+    "solver_setting_name",
 ]

@@ -1,6 +1,15 @@
-"""Dictionary transforms for fixed/moving pairs."""
+"""Dictionary transforms for fixed/moving pairs: checks, augmentation, intensity scaling to [0, 1]."""
 
 from .pair_checks import CheckPaird
 from .rand_pair_flip_affine import RandPairFlipAffined
+from .unigradicon_augmentation import unigradicon_augmentation
+from .unit_intensity import MODALITIES, modality_intensity_transform, unit_intensity_transformd
 
-__all__ = ["CheckPaird", "RandPairFlipAffined"]
+__all__ = [
+    "CheckPaird",
+    "RandPairFlipAffined",
+    "MODALITIES",
+    "modality_intensity_transform",
+    "unit_intensity_transformd",
+    "unigradicon_augmentation",
+]

@@ -14,143 +14,21 @@ Commands::
     synthetic  lumir|oasis RAW [--num_subjects 10] [--num_val N] [--num_test 0] [--size 32,40,36|full]
                [--layout learn2reg|neurite] [--seed 0] [--annotations True]
 
-``acdc`` / ``mnms`` / ``lumir`` / ``oasis`` print the path of the written ``datalist.json``;
+``acdc`` / ``mnms`` / ``lumir`` / ``oasis`` are ``prepare_acdc`` / ``prepare_mnms`` / ``prepare_lumir`` /
+``prepare_oasis`` (their arguments and help are those functions'); they print the path of the written
+``datalist.json``;
 ``synthetic`` prints the dataset root it wrote, ready for the matching converter.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["acdc", "mnms", "lumir", "oasis", "synthetic", "main"]
-
-_SPLIT = "0.75,0.05,0.2"
-
-
-def acdc(root: str, out: str, crop_size: int = 128, seed: int = 0, split: str | Sequence[float] = _SPLIT) -> str:
-    """Convert ACDC (``ROOT/training/patientNNN/...``) to ES->ED slice pairs and OUT/datalist.json.
-
-    Args:
-        root: ACDC folder: the one holding ``patientNNN`` folders, or ``training``/``testing``,
-            or ``database/training``/``database/testing``.
-        out: output folder (``images/``, ``labels/``, ``datalist.json``).
-        crop_size: side of the in-plane crop centred on the heart (GSMorph: 128).
-        seed: seed of the patient-level split.
-        split: train,validation,test fractions (GSMorph: 0.75,0.05,0.2).
-    """
-    from data_prep.acdc import prepare_acdc
-
-    return str(prepare_acdc(root, out, crop_size=crop_size, seed=seed, split=split))
-
-
-def mnms(
-    root: str,
-    out: str,
-    csv: str | None = None,
-    crop_size: int = 128,
-    seed: int = 0,
-    split: str | Sequence[float] = _SPLIT,
-) -> str:
-    """Convert M&Ms 2020 (``ROOT/Training/Labeled/<code>/<code>_sa*.nii.gz`` + CSV) likewise.
-
-    Args:
-        root: M&Ms folder holding ``Training``, ``Validation``, ``Testing`` and the CSV.
-        out: output folder.
-        csv: the information CSV (0-based ED/ES); found in ``root`` when not given.
-        crop_size, seed, split: as for ``acdc``.
-    """
-    from data_prep.mnms import prepare_mnms
-
-    return str(prepare_mnms(root, out, csv=csv, crop_size=crop_size, seed=seed, split=split))
-
-
-def lumir(
-    root: str,
-    out: str,
-    num_pairs: int | None = None,
-    seed: int = 0,
-    absolute_paths: bool = False,
-    check_data: bool = True,
-    num_workers: int = 4,
-    dataset_json: str | None = None,
-) -> str:
-    """Check LUMIR (``ROOT/LUMIR_dataset.json``, ``imagesTr``, ``imagesVal``) and write OUT/datalist.json.
-
-    Args:
-        root: the LUMIR folder.
-        out: output folder (only ``datalist.json``; it points at the original images).
-        num_pairs: random inter-subject training pairs (default: one per training image).
-        seed: seed of the training pairs.
-        absolute_paths: write absolute paths instead of paths relative to ``out``.
-        check_data: read every volume (NaN, 0..255 range); ``False``: headers only.
-        num_workers: files read at a time.
-        dataset_json: the dataset JSON when it is not ``ROOT/LUMIR_dataset.json``.
-    """
-    from data_prep.lumir import prepare_lumir
-
-    return str(
-        prepare_lumir(
-            root,
-            out,
-            num_pairs=num_pairs,
-            seed=seed,
-            absolute_paths=absolute_paths,
-            check_data=check_data,
-            num_workers=num_workers,
-            dataset_json=dataset_json,
-        )
-    )
-
-
-def oasis(
-    root: str,
-    out: str,
-    layout: str = "auto",
-    variant: str = "seg35",
-    num_pairs: int | None = None,
-    seed: int = 0,
-    num_val: int = 20,
-    num_test: int = 0,
-    absolute_paths: bool = False,
-    check_data: bool = True,
-    num_workers: int = 4,
-    dataset_json: str | None = None,
-) -> str:
-    """Check OASIS (Learn2Reg ``OASIS_dataset.json`` or neurite-OASIS ``subjects.txt``) and write OUT/datalist.json.
-
-    Args:
-        root: the Learn2Reg OASIS or the neurite-OASIS folder.
-        out: output folder (only ``datalist.json``; it points at the original files).
-        layout: ``auto``, ``learn2reg`` or ``neurite``.
-        variant: neurite-OASIS: ``seg35`` (3-D, 35 labels), ``seg4`` (3-D, 4 tissues), ``seg24`` (2-D slices).
-        num_pairs: random inter-subject training pairs (default: one per training subject).
-        seed: seed of the training pairs.
-        num_val: neurite-OASIS: the last ``num_val`` subjects give the validation pairs.
-        num_test: hold out this many further subjects as labelled test pairs.
-        absolute_paths: write absolute paths instead of paths relative to ``out``.
-        check_data: read every volume (NaN, label values, masks); ``False``: headers only.
-        num_workers: files read at a time.
-        dataset_json: Learn2Reg: the dataset JSON when it is not ``ROOT/OASIS_dataset.json``.
-    """
-    from data_prep.oasis import prepare_oasis
-
-    return str(
-        prepare_oasis(
-            root,
-            out,
-            layout=layout,
-            variant=variant,
-            num_pairs=num_pairs,
-            seed=seed,
-            num_val=num_val,
-            num_test=num_test,
-            absolute_paths=absolute_paths,
-            check_data=check_data,
-            num_workers=num_workers,
-            dataset_json=dataset_json,
-        )
-    )
+__all__ = ["synthetic", "main"]
 
 
 def synthetic(
@@ -227,13 +105,28 @@ def synthetic(
     raise ValueError(f"dataset must be one of ('acdc', 'mnms', 'lumir', 'oasis'), got {dataset!r}")
 
 
+def _printing_path(convert: Callable[..., Path]) -> Callable[..., str]:
+    """``convert`` returning its path as text, so that ``fire`` prints it; ``fire`` reads the
+    signature and docstring of ``convert`` itself (``functools.wraps``)."""
+
+    @functools.wraps(convert)
+    def command(*args: Any, **kwargs: Any) -> str:
+        return str(convert(*args, **kwargs))
+
+    return command
+
+
 def main() -> None:
-    """Entry point: log INFO messages to stderr and dispatch with ``fire``."""
+    """Entry point: log INFO messages to stderr and dispatch with ``fire`` to the converters."""
     import fire
 
+    from data_prep import prepare_acdc, prepare_lumir, prepare_mnms, prepare_oasis
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"acdc": prepare_acdc, "mnms": prepare_mnms, "lumir": prepare_lumir, "oasis": prepare_oasis}
     fire.Fire(
-        {"acdc": acdc, "mnms": mnms, "lumir": lumir, "oasis": oasis, "synthetic": synthetic}, name="python -m data_prep"
+        {**{name: _printing_path(f) for name, f in commands.items()}, "synthetic": synthetic},
+        name="python -m data_prep",
     )
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "intensity_scaling",
     "write_datalist",
     "summarise",
+    "pair_entry",
+    "PairDatalist",
 ]
 
 logger = logging.getLogger(__name__)
@@ -380,3 +382,74 @@ def write_datalist(out: str | Path, datalist: Mapping[str, Any]) -> Path:
 def summarise(datalist: Mapping[str, Any], keys: Sequence[str], log: Callable[..., None] = logger.info) -> None:
     """Log how many entries each list of the datalist holds."""
     log("%s", ", ".join(f"{k}: {len(datalist.get(k, []))}" for k in keys))
+
+
+def pair_entry(
+    fixed: Mapping[str, str | Path],
+    moving: Mapping[str, str | Path],
+    subjects: tuple[str, str],
+    out: Path,
+    absolute: bool,
+) -> dict[str, Any]:
+    """One pair of a datalist: ``fixed_<key>`` / ``moving_<key>`` for every file key given (``image``,
+    ``label``, ``mask``, ``landmarks``), then ``fixed_subject`` / ``moving_subject``."""
+    entry: dict[str, Any] = {}
+    for key in fixed:
+        entry[f"fixed_{key}"] = datalist_path(fixed[key], out, absolute)
+        entry[f"moving_{key}"] = datalist_path(moving[key], out, absolute)
+    entry["fixed_subject"], entry["moving_subject"] = subjects
+    return entry
+
+
+@dataclass
+class PairDatalist:
+    """The datalist of an inter-subject brain registration dataset (LUMIR, OASIS), as both converters
+    write it: a description of the dataset, then ``training_images`` (drawn into pairs on the fly),
+    the random ``training`` pairs and the fixed evaluation ``splits`` (``validation``, ``testing``,
+    ...), each a list of :func:`pair_entry` dictionaries."""
+
+    name: str
+    description: str
+    reference: str
+    source: Mapping[str, Any]
+    ndim: int
+    shape: Sequence[int]
+    spacing: Sequence[float]
+    intensity: Mapping[str, Any]
+    labels: Mapping[str, str]
+    evaluation: Mapping[str, Any]
+    pairing: Mapping[str, str]
+    seed: int
+    training_images: list[dict[str, Any]]
+    training: list[dict[str, Any]]
+    splits: dict[str, list[dict[str, Any]]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "reference": self.reference,
+            "source": dict(self.source),
+            "tensorImageSize": f"{self.ndim}D",
+            "modality": {"0": "T1w MRI"},
+            "spatial_shape": list(self.shape),
+            "spacing": list(self.spacing),
+            "intensity": dict(self.intensity),
+            "labels": dict(self.labels),
+            "evaluation": dict(self.evaluation),
+            "pairing": dict(self.pairing),
+            "seed": int(self.seed),
+            "num_training_images": len(self.training_images),
+            "num_training": len(self.training),
+            "training_images": self.training_images,
+            "training": self.training,
+            **self.splits,
+        }
+
+    def write(self, out: str | Path) -> Path:
+        """Write ``OUT/datalist.json`` atomically, log the entry counts, return its path."""
+        datalist = self.as_dict()
+        path = write_datalist(out, datalist)
+        summarise(datalist, ("training_images", "training", *self.splits))
+        logger.info("wrote %s", path)
+        return path

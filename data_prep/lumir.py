@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.brain_datalist import (
+    PairDatalist,
     check_same_grid,
     check_same_shape,
     datalist_path,
@@ -56,12 +57,11 @@ from data_prep.brain_datalist import (
     entry_path,
     inspect_volumes,
     intensity_scaling,
+    pair_entry,
     random_pairs,
     read_dataset_json,
     subject_id,
     subject_number,
-    summarise,
-    write_datalist,
 )
 
 __all__ = [
@@ -198,24 +198,70 @@ def read_lumir_json(
     return json_path, training, pairs, data
 
 
-def _pair_entry(fixed: Path, moving: Path, out: Path, absolute: bool) -> dict[str, Any]:
-    return {
-        "fixed_image": datalist_path(fixed, out, absolute),
-        "moving_image": datalist_path(moving, out, absolute),
-        "fixed_subject": subject_id(fixed),
-        "moving_subject": subject_id(moving),
-    }
+def _pair(pair: LumirPair, out: Path, absolute: bool, kind: str | None = None) -> dict[str, Any]:
+    """The datalist entry of a pair: images, plus its labels or landmarks for ``kind``."""
+    fixed: dict[str, Path] = {"image": pair.fixed}
+    moving: dict[str, Path] = {"image": pair.moving}
+    if kind == "label":
+        fixed["label"], moving["label"] = pair.fixed_label, pair.moving_label  # type: ignore[assignment]
+    elif kind == "landmarks":
+        fixed["landmarks"], moving["landmarks"] = pair.fixed_landmarks, pair.moving_landmarks  # type: ignore[assignment]
+    return pair_entry(fixed, moving, (subject_id(pair.fixed), subject_id(pair.moving)), out, absolute)
 
 
-def _annotated(pair: LumirPair, kind: str, out: Path, absolute: bool) -> dict[str, Any]:
-    entry = _pair_entry(pair.fixed, pair.moving, out, absolute)
-    fixed, moving = (
-        (pair.fixed_label, pair.moving_label) if kind == "label" else (pair.fixed_landmarks, pair.moving_landmarks)
+def _training_images(training: list[Path], pairs: dict[str, list[LumirPair]], json_path: Path) -> list[Path]:
+    """The training images, without those that appear in validation / test pairs."""
+    held_out = {p.resolve() for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)}
+    kept = [p for p in training if p.resolve() not in held_out]
+    if len(kept) < len(training):
+        logger.warning(
+            "%s: %d training image(s) also appear in validation/test pairs and are left out of training",
+            json_path,
+            len(training) - len(kept),
+        )
+    return list(dict.fromkeys(kept))
+
+
+def _check_volumes(
+    training: list[Path], pairs: dict[str, list[LumirPair]], check_data: bool, num_workers: int
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, float] | None]:
+    """Read (headers, or all data) every image and annotation once: LUMIR's intensity range, one
+    grid for all images, annotations on their image's grid. Returns the grid's shape and spacing
+    and the observed intensity range (None without ``check_data``)."""
+    paired = [p for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)]
+    images = list(dict.fromkeys(training + paired))
+    infos = inspect_volumes([(p, "image") for p in images], check_data=check_data, num_workers=num_workers)
+    by_path = {info.path: info for info in infos}
+    lo, hi = LUMIR_INTENSITY_RANGE
+    for info in infos:
+        if info.minimum is not None and not lo - 1e-3 <= info.minimum <= info.maximum <= hi + 1e-3:  # type: ignore
+            raise ValueError(
+                f"{info.path}: intensities in [{info.minimum:g}, {info.maximum:g}] outside LUMIR's "
+                f"[{lo:g}, {hi:g}] (the datalist scales 0..255 to 0..1)"
+            )
+    shape, spacing = check_same_grid(infos, "LUMIR")
+    if shape != LUMIR_SHAPE:
+        logger.info("images are %s, not LUMIR's %s (a stand-in or a resampled copy?)", shape, LUMIR_SHAPE)
+    # annotations (labels / landmarks): checked as integer maps on the image grid
+    annotations = list(
+        dict.fromkeys(
+            (getattr(pair, f"{role}_{kind}"), getattr(pair, role))
+            for s in pairs.values()
+            for pair in s
+            for role in ("fixed", "moving")
+            for kind in ("label", "landmarks")
+            if getattr(pair, f"{role}_{kind}") is not None
+        )
     )
-    key = "label" if kind == "label" else "landmarks"
-    entry[f"fixed_{key}"] = datalist_path(fixed, out, absolute)  # type: ignore[arg-type]
-    entry[f"moving_{key}"] = datalist_path(moving, out, absolute)  # type: ignore[arg-type]
-    return entry
+    label_infos = inspect_volumes(
+        [(a, "label") for a, _ in annotations], check_data=check_data, num_workers=num_workers
+    )
+    for (_, image), info in zip(annotations, label_infos):
+        check_same_shape([by_path[image], info])
+    observed = None
+    if check_data:
+        observed = (min(i.minimum for i in infos), max(i.maximum for i in infos))  # type: ignore[type-var]
+    return shape, spacing, observed
 
 
 def prepare_lumir(
@@ -255,67 +301,29 @@ def prepare_lumir(
     """
     out = Path(out)
     json_path, training, pairs, raw = read_lumir_json(root, dataset_json)
-    held_out = {p.resolve() for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)}
-    kept = [p for p in training if p.resolve() not in held_out]
-    if len(kept) < len(training):
-        logger.warning(
-            "%s: %d training image(s) also appear in validation/test pairs and are left out of training",
-            json_path,
-            len(training) - len(kept),
-        )
-    training = list(dict.fromkeys(kept))
-    # every image once, training first
-    paired = [p for split in pairs.values() for pair in split for p in (pair.fixed, pair.moving)]
-    images = list(dict.fromkeys(training + paired))
-    infos = inspect_volumes([(p, "image") for p in images], check_data=check_data, num_workers=num_workers)
-    by_path = {info.path: info for info in infos}
-    lo, hi = LUMIR_INTENSITY_RANGE
-    for info in infos:
-        if info.minimum is not None and not lo - 1e-3 <= info.minimum <= info.maximum <= hi + 1e-3:  # type: ignore
-            raise ValueError(
-                f"{info.path}: intensities in [{info.minimum:g}, {info.maximum:g}] outside LUMIR's "
-                f"[{lo:g}, {hi:g}] (the datalist scales 0..255 to 0..1)"
-            )
-    shape, spacing = check_same_grid(infos, "LUMIR")
-    if shape != LUMIR_SHAPE:
-        logger.info("images are %s, not LUMIR's %s (a stand-in or a resampled copy?)", shape, LUMIR_SHAPE)
-    # annotations (labels / landmarks): checked as integer maps on the image grid
-    annotations = list(
-        dict.fromkeys(
-            (getattr(pair, f"{role}_{kind}"), getattr(pair, role))
-            for s in pairs.values()
-            for pair in s
-            for role in ("fixed", "moving")
-            for kind in ("label", "landmarks")
-            if getattr(pair, f"{role}_{kind}") is not None
-        )
-    )
-    label_infos = inspect_volumes(
-        [(a, "label") for a, _ in annotations], check_data=check_data, num_workers=num_workers
-    )
-    for (_, image), info in zip(annotations, label_infos):
-        check_same_shape([by_path[image], info])
-    count = len(training) if num_pairs is None else num_pairs
-    drawn = random_pairs(len(training), count, seed)
+    training = _training_images(training, pairs, json_path)
+    shape, spacing, observed = _check_volumes(training, pairs, check_data, num_workers)
+    drawn = random_pairs(len(training), len(training) if num_pairs is None else num_pairs, seed)
     absolute = bool(absolute_paths)
-    observed = None
-    if check_data:
-        observed = (min(i.minimum for i in infos), max(i.maximum for i in infos))  # type: ignore[type-var]
-    datalist: dict[str, Any] = {
-        "name": "LUMIR inter-subject brain MRI pairs",
-        "description": "LUMIR (Learn2Reg 2024) T1w brain MRI, OpenBHB, skull-stripped and affinely aligned. "
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split in ("validation", "testing"):
+        splits[split] = [_pair(p, out, absolute) for p in pairs[split]]
+        splits[f"{split}_labelled"] = [_pair(p, out, absolute, "label") for p in pairs[split] if p.labelled]
+        splits[f"{split}_landmarks"] = [_pair(p, out, absolute, "landmarks") for p in pairs[split] if p.has_landmarks]
+    datalist = PairDatalist(
+        name="LUMIR inter-subject brain MRI pairs",
+        description="LUMIR (Learn2Reg 2024) T1w brain MRI, OpenBHB, skull-stripped and affinely aligned. "
         "Paths point at the original files; scale intensities with 'intensity' on loading. Validation and "
         "test pairs as listed in the dataset JSON (fixed = i+1, moving = i); training pairs drawn at random "
         "among the training images (fixed != moving), or draw new ones from 'training_images'.",
-        "reference": "https://github.com/JHU-MedImage-Reg/LUMIR_L2R ; Learn2Reg 2024",
-        "source": {"dataset_json": json_path.resolve().as_posix(), "name": raw.get("name")},
-        "tensorImageSize": "3D",
-        "modality": {"0": "T1w MRI"},
-        "spatial_shape": list(shape),
-        "spacing": list(spacing),
-        "intensity": intensity_scaling(lo, hi, observed),
-        "labels": {},
-        "evaluation": {
+        reference="https://github.com/JHU-MedImage-Reg/LUMIR_L2R ; Learn2Reg 2024",
+        source={"dataset_json": json_path.resolve().as_posix(), "name": raw.get("name")},
+        ndim=3,
+        shape=shape,
+        spacing=spacing,
+        intensity=intensity_scaling(*LUMIR_INTENSITY_RANGE, observed),
+        labels={},
+        evaluation={
             "dice_labels": list(LUMIR_DICE_LABELS),
             "hd95_labels": list(LUMIR_DICE_LABELS),
             "background_counted": True,
@@ -323,25 +331,20 @@ def prepare_lumir(
             "included, skipping a value absent from the fixed or moving map; TRE between centroids of each "
             "landmark value; NDV inside moving image > 0",
         },
-        "pairing": {"training": "random", "validation": "fixed = i+1, moving = i (as listed)"},
-        "seed": int(seed),
-        "num_training_images": len(training),
-        "num_training": len(drawn),
-    }
-    datalist["training_images"] = [
-        {"image": datalist_path(p, out, absolute), "subject": subject_id(p)} for p in training
-    ]
-    datalist["training"] = [_pair_entry(training[f], training[m], out, absolute) for f, m in drawn]
-    for split in ("validation", "testing"):
-        datalist[split] = [_pair_entry(p.fixed, p.moving, out, absolute) for p in pairs[split]]
-        datalist[f"{split}_labelled"] = [_annotated(p, "label", out, absolute) for p in pairs[split] if p.labelled]
-        datalist[f"{split}_landmarks"] = [
-            _annotated(p, "landmarks", out, absolute) for p in pairs[split] if p.has_landmarks
-        ]
-    path = write_datalist(out, datalist)
-    summarise(
-        datalist,
-        ("training_images", "training", "validation", "validation_labelled", "validation_landmarks", "testing"),
+        pairing={"training": "random", "validation": "fixed = i+1, moving = i (as listed)"},
+        seed=seed,
+        training_images=[{"image": datalist_path(p, out, absolute), "subject": subject_id(p)} for p in training],
+        training=[
+            pair_entry(
+                {"image": training[f]},
+                {"image": training[m]},
+                (subject_id(training[f]), subject_id(training[m])),
+                out,
+                absolute,
+            )
+            for f, m in drawn
+        ],
+        splits=splits,
     )
-    logger.info("wrote %s", path)
+    path = datalist.write(out)
     return path

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.brain_datalist import (
+    PairDatalist,
     VolumeInfo,
     check_same_grid,
     check_same_shape,
@@ -68,12 +69,11 @@ from data_prep.brain_datalist import (
     entry_path,
     inspect_volumes,
     intensity_scaling,
+    pair_entry,
     random_pairs,
     read_dataset_json,
     subject_id,
     subject_number,
-    summarise,
-    write_datalist,
 )
 
 __all__ = [
@@ -390,12 +390,8 @@ def read_neurite_oasis(root: str | Path, variant: str = "seg35") -> tuple[Path, 
 def _pair_entry(
     fixed: OasisSubject, moving: OasisSubject, keys: Sequence[str], out: Path, absolute: bool
 ) -> dict[str, Any]:
-    entry: dict[str, Any] = {}
-    for key in keys:
-        for role, subject in (("fixed", fixed), ("moving", moving)):
-            entry[f"{role}_{key}"] = datalist_path(getattr(subject, key), out, absolute)
-    entry["fixed_subject"], entry["moving_subject"] = fixed.subject, moving.subject
-    return entry
+    files = [{key: getattr(subject, key) for key in keys} for subject in (fixed, moving)]
+    return pair_entry(files[0], files[1], (fixed.subject, moving.subject), out, absolute)
 
 
 def _keys(subjects: Sequence[OasisSubject], split: str) -> list[str]:
@@ -437,6 +433,79 @@ def _split_neurite(subjects: list[OasisSubject], num_val: int, num_test: int):
     testing = subjects[end - num_test : end]
     training = subjects[: end - num_test]
     return training, validation, testing
+
+
+def _learn2reg_splits(
+    root: str | Path, dataset_json: str | Path | None, variant: str, num_test: int
+) -> tuple[list[OasisSubject], dict[str, list[tuple[OasisSubject, OasisSubject]]], dict[str, Any]]:
+    """Training subjects and validation / test pairs of Learn2Reg OASIS (``registration_val``,
+    ``registration_test`` or ``num_test`` held-out training subjects), and the source record."""
+    if variant != "seg35":
+        logger.warning("variant=%r applies to neurite-OASIS only; Learn2Reg OASIS has the 35 labels", variant)
+    json_path, training, pairs, subjects = read_learn2reg_oasis(root, dataset_json)
+    held = {n for split in pairs.values() for pair in split for n in pair}
+    kept = [s for s in training if s.subject not in held]
+    if len(kept) < len(training):
+        logger.info("%d subject(s) of the validation/test pairs left out of training", len(training) - len(kept))
+    training = kept
+    split_pairs = {k: [(subjects[f], subjects[m]) for f, m in v] for k, v in pairs.items()}
+    if num_test:
+        if split_pairs["testing"]:
+            logger.info("num_test=%d: held-out subjects replace 'registration_test' as testing", num_test)
+        if num_test + 2 > len(training):
+            raise ValueError(f"{len(training)} training subjects cannot hold {num_test} test subjects")
+        tests = training[-num_test:]
+        training = training[:-num_test]
+        split_pairs["testing"] = [(tests[f], tests[m]) for f, m in consecutive_pairs(len(tests))]
+    return training, split_pairs, {"layout": "learn2reg", "dataset_json": json_path.resolve().as_posix()}
+
+
+def _neurite_splits(
+    root: str | Path, variant: str, num_val: int, num_test: int
+) -> tuple[list[OasisSubject], dict[str, list[tuple[OasisSubject, OasisSubject]]], dict[str, Any], Path]:
+    """Training subjects and validation / test pairs of neurite-OASIS (the last subjects), the
+    source record and the lookup table of the variant."""
+    if variant not in NEURITE_VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(NEURITE_VARIANTS)}, got {variant!r}")
+    lut_name = NEURITE_VARIANTS[variant][4]
+    base, all_subjects = read_neurite_oasis(root, variant)
+    training, validation, tests = _split_neurite(all_subjects, num_val, num_test)
+    split_pairs = {
+        "validation": [(validation[f], validation[m]) for f, m in consecutive_pairs(len(validation))],
+        "testing": [(tests[f], tests[m]) for f, m in consecutive_pairs(len(tests))],
+    }
+    source = {"layout": "neurite", "root": base.resolve().as_posix(), "variant": variant}
+    return training, split_pairs, source, base / lut_name
+
+
+def _check_volumes(
+    split_subjects: dict[str, list[OasisSubject]], ndim: int, allowed: list[int], check_data: bool, num_workers: int
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, float] | None]:
+    """Read every image, label and mask once (label values in ``allowed``, binary masks, one grid)
+    and return the grid's shape and spacing and the observed intensity range (None without
+    ``check_data``)."""
+    everyone = list(dict.fromkeys(s for v in split_subjects.values() for s in v))
+    requests = [(s.image, "image") for s in everyone]
+    requests += [(s.label, "label") for s in everyone if s.label is not None]
+    requests += [(s.mask, "mask") for s in everyone if s.mask is not None]
+    infos: dict[Path, VolumeInfo] = {
+        i.path: i
+        for i in inspect_volumes(
+            requests, ndim=ndim, allowed_values=allowed, check_data=check_data, num_workers=num_workers
+        )
+    }
+    for s in everyone:
+        check_same_shape([infos[p] for p in (s.image, s.label, s.mask) if p is not None])
+        if check_data and s.label is not None and infos[s.label].values == (0,):
+            raise ValueError(f"{s.label}: label map holds no structure (only background 0)")
+    images = [infos[s.image] for s in everyone]
+    shape, spacing = check_same_grid(images, "OASIS")
+    observed = None
+    if check_data:
+        observed = (min(i.minimum for i in images), max(i.maximum for i in images))  # type: ignore[type-var]
+        if observed[0] < -1e-3:
+            logger.warning("OASIS images hold negative intensities (min %g); they are clipped at 0", observed[0])
+    return shape, spacing, observed
 
 
 def prepare_oasis(
@@ -488,116 +557,60 @@ def prepare_oasis(
         raise ValueError(f"layout must be one of ('auto', 'learn2reg', 'neurite'), got {layout!r}")
     if isinstance(num_test, bool) or int(num_test) != num_test or num_test < 0 or num_test == 1:
         raise ValueError(f"num_test must be 0 or an integer >= 2, got {num_test!r}")
-    source: dict[str, Any] = {"layout": layout}
     if layout == "learn2reg":
-        if variant != "seg35":
-            logger.warning("variant=%r applies to neurite-OASIS only; Learn2Reg OASIS has the 35 labels", variant)
         ndim, names, lut = 3, OASIS_SEG35_LABELS, None
-        json_path, training, pairs, subjects = read_learn2reg_oasis(root, dataset_json)
-        source["dataset_json"] = json_path.resolve().as_posix()
-        held = {n for split in pairs.values() for pair in split for n in pair}
-        kept = [s for s in training if s.subject not in held]
-        if len(kept) < len(training):
-            logger.info("%d subject(s) of the validation/test pairs left out of training", len(training) - len(kept))
-        training = kept
-        split_pairs = {k: [(subjects[f], subjects[m]) for f, m in v] for k, v in pairs.items()}
-        if num_test:
-            if split_pairs["testing"]:
-                logger.info("num_test=%d: held-out subjects replace 'registration_test' as testing", num_test)
-            if num_test + 2 > len(training):
-                raise ValueError(f"{len(training)} training subjects cannot hold {num_test} test subjects")
-            tests = training[-num_test:]
-            training = training[:-num_test]
-            split_pairs["testing"] = [(tests[f], tests[m]) for f, m in consecutive_pairs(len(tests))]
+        training, split_pairs, source = _learn2reg_splits(root, dataset_json, variant, num_test)
     else:
-        if variant not in NEURITE_VARIANTS:
-            raise ValueError(f"variant must be one of {tuple(NEURITE_VARIANTS)}, got {variant!r}")
-        ndim, names, lut_name = NEURITE_VARIANTS[variant][2:]
-        base, all_subjects = read_neurite_oasis(root, variant)
-        lut = base / lut_name
-        source.update(root=base.resolve().as_posix(), variant=variant)
-        training, validation, tests = _split_neurite(all_subjects, num_val, num_test)
-        split_pairs = {
-            "validation": [(validation[f], validation[m]) for f, m in consecutive_pairs(len(validation))],
-            "testing": [(tests[f], tests[m]) for f, m in consecutive_pairs(len(tests))],
-        }
+        training, split_pairs, source, lut = _neurite_splits(root, variant, num_val, num_test)
+        ndim, names = NEURITE_VARIANTS[variant][2:4]
     if len(training) < 2:
         raise ValueError(f"{root}: {len(training)} training subject(s) left; need at least two for pairs")
     names = _label_names(names, lut)
-    allowed = [int(k) for k in names]
-    # check every file once: images, labels, masks
     split_subjects = {
         "training": training,
         **{k: list(dict.fromkeys(s for pair in v for s in pair)) for k, v in split_pairs.items()},
     }
     keys = {k: _keys(v, k) for k, v in split_subjects.items()}
-    everyone = list(dict.fromkeys(s for v in split_subjects.values() for s in v))
-    requests = [(s.image, "image") for s in everyone]
-    requests += [(s.label, "label") for s in everyone if s.label is not None]
-    requests += [(s.mask, "mask") for s in everyone if s.mask is not None]
-    infos: dict[Path, VolumeInfo] = {
-        i.path: i
-        for i in inspect_volumes(
-            requests, ndim=ndim, allowed_values=allowed, check_data=check_data, num_workers=num_workers
-        )
-    }
-    for s in everyone:
-        check_same_shape([infos[p] for p in (s.image, s.label, s.mask) if p is not None])
-        if check_data and s.label is not None and infos[s.label].values == (0,):
-            raise ValueError(f"{s.label}: label map holds no structure (only background 0)")
-    images = [infos[s.image] for s in everyone]
-    shape, spacing = check_same_grid(images, "OASIS")
-    observed = None
+    shape, spacing, observed = _check_volumes(split_subjects, ndim, [int(k) for k in names], check_data, num_workers)
     a_max = 1.0
-    if check_data:
-        observed = (min(i.minimum for i in images), max(i.maximum for i in images))  # type: ignore[type-var]
+    if observed is not None:
         a_max = 1.0 if observed[1] <= 1.0 + 1e-3 else 255.0 if observed[1] <= 255.0 + 1e-3 else observed[1]
-        if observed[0] < -1e-3:
-            logger.warning("OASIS images hold negative intensities (min %g); they are clipped at 0", observed[0])
-    count = len(training) if num_pairs is None else num_pairs
-    drawn = random_pairs(len(training), count, seed)
+    drawn = random_pairs(len(training), len(training) if num_pairs is None else num_pairs, seed)
     absolute = bool(absolute_paths)
     structures = [int(k) for k in names if k != "0"]
     title = "Learn2Reg OASIS" if layout == "learn2reg" else f"neurite-OASIS ({variant})"
-    datalist: dict[str, Any] = {
-        "name": f"{title} inter-subject brain MRI pairs",
-        "description": "OASIS-1 T1w brain MRI (Marcus et al. 2007) processed with FreeSurfer/SAMSEG by Hoopes "
+    datalist = PairDatalist(
+        name=f"{title} inter-subject brain MRI pairs",
+        description="OASIS-1 T1w brain MRI (Marcus et al. 2007) processed with FreeSurfer/SAMSEG by Hoopes "
         "and Dalca (HyperMorph): skull-stripped, bias-corrected, affinely aligned, intensities in [0, 1]. "
         "Paths point at the original files. Validation/test pairs fixed = i, moving = i+1; training pairs "
         "drawn at random among training subjects (fixed != moving), or draw new ones from 'training_images'.",
-        "reference": "https://github.com/adalca/medical-datasets/blob/master/neurite-oasis.md ; Learn2Reg "
+        reference="https://github.com/adalca/medical-datasets/blob/master/neurite-oasis.md ; Learn2Reg "
         "(https://learn2reg.grand-challenge.org)",
-        "source": source,
-        "tensorImageSize": f"{ndim}D",
-        "modality": {"0": "T1w MRI"},
-        "spatial_shape": list(shape),
-        "spacing": list(spacing),
-        "intensity": intensity_scaling(0.0, a_max, observed),
-        "labels": names,
-        "evaluation": {
+        source=source,
+        ndim=ndim,
+        shape=shape,
+        spacing=spacing,
+        intensity=intensity_scaling(0.0, a_max, observed),
+        labels=names,
+        evaluation={
             "dice_labels": structures,
             "hd95_labels": structures,
             "background_counted": False,
             "note": "as the Learn2Reg OASIS evaluation (labels 1..35, background not counted; also HD95 and "
             "SDlogJ of the displacement), applied to this label set",
         },
-        "pairing": {
-            "training": "random",
-            "validation": "fixed = i, moving = i+1",
-            "testing": "fixed = i, moving = i+1",
+        pairing={"training": "random", "validation": "fixed = i, moving = i+1", "testing": "fixed = i, moving = i+1"},
+        seed=seed,
+        training_images=[
+            {**{k: datalist_path(getattr(s, k), out, absolute) for k in keys["training"]}, "subject": s.subject}
+            for s in training
+        ],
+        training=[_pair_entry(training[f], training[m], keys["training"], out, absolute) for f, m in drawn],
+        splits={
+            split: [_pair_entry(f, m, keys[split], out, absolute) for f, m in split_pairs[split]]
+            for split in ("validation", "testing")
         },
-        "seed": int(seed),
-        "num_training_images": len(training),
-        "num_training": len(drawn),
-    }
-    datalist["training_images"] = [
-        {**{k: datalist_path(getattr(s, k), out, absolute) for k in keys["training"]}, "subject": s.subject}
-        for s in training
-    ]
-    datalist["training"] = [_pair_entry(training[f], training[m], keys["training"], out, absolute) for f, m in drawn]
-    for split in ("validation", "testing"):
-        datalist[split] = [_pair_entry(f, m, keys[split], out, absolute) for f, m in split_pairs[split]]
-    path = write_datalist(out, datalist)
-    summarise(datalist, ("training_images",) + _SPLITS)
-    logger.info("wrote %s", path)
+    )
+    path = datalist.write(out)
     return path

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_ext.options import check_option
+
 __all__ = ["synthetic", "main"]
 
 
@@ -64,6 +66,7 @@ def synthetic(
         annotations: LUMIR: write ``labelsVal`` / ``landmarksVal`` for the validation images.
     """
     name = str(dataset).lower().replace("&", "n").replace("-", "_")
+    check_option("dataset", name, ("acdc", "mnms", "lumir", "oasis", "neurite_oasis"))
     if name in ("acdc", "mnms"):
         from data_prep.synthetic import make_synthetic_acdc, make_synthetic_mnms
 
@@ -102,7 +105,6 @@ def synthetic(
                 seed=seed,
             )
         )
-    raise ValueError(f"dataset must be one of ('acdc', 'mnms', 'lumir', 'oasis'), got {dataset!r}")
 
 
 def _printing_path(convert: Callable[..., Path]) -> Callable[..., str]:

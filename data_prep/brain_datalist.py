@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from monai_ext.io.atomic import atomic_write_path
+from monai_ext.options import check_option
 
 __all__ = [
     "DATALIST_NAME",
@@ -205,8 +206,7 @@ def inspect_volume(
     """
     import nibabel as nib  # core dependency, imported here to keep ``import data_prep`` cheap
 
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    check_option("kind", kind, _KINDS)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")

@@ -75,6 +75,7 @@ from data_prep.brain_datalist import (
     subject_id,
     subject_number,
 )
+from monai_ext.options import check_option
 
 __all__ = [
     "OASIS_JSON",
@@ -346,8 +347,7 @@ def read_neurite_oasis(root: str | Path, variant: str = "seg35") -> tuple[Path, 
         FileNotFoundError: no such folder, a subject folder or file missing.
         ValueError: unknown variant, a ``subjects.txt`` line naming no subject, a duplicate.
     """
-    if variant not in NEURITE_VARIANTS:
-        raise ValueError(f"variant must be one of {tuple(NEURITE_VARIANTS)}, got {variant!r}")
+    check_option("variant", variant, NEURITE_VARIANTS)
     image_name, label_name = NEURITE_VARIANTS[variant][:2]
     root = find_neurite_root(root)
     listing = root / "subjects.txt"
@@ -465,8 +465,7 @@ def _neurite_splits(
 ) -> tuple[list[OasisSubject], dict[str, list[tuple[OasisSubject, OasisSubject]]], dict[str, Any], Path]:
     """Training subjects and validation / test pairs of neurite-OASIS (the last subjects), the
     source record and the lookup table of the variant."""
-    if variant not in NEURITE_VARIANTS:
-        raise ValueError(f"variant must be one of {tuple(NEURITE_VARIANTS)}, got {variant!r}")
+    check_option("variant", variant, NEURITE_VARIANTS)
     lut_name = NEURITE_VARIANTS[variant][4]
     base, all_subjects = read_neurite_oasis(root, variant)
     training, validation, tests = _split_neurite(all_subjects, num_val, num_test)
@@ -553,8 +552,7 @@ def prepare_oasis(
     layout = str(layout).lower()
     if layout == "auto":
         layout = detect_oasis_layout(root, dataset_json)
-    if layout not in ("learn2reg", "neurite"):
-        raise ValueError(f"layout must be one of ('auto', 'learn2reg', 'neurite'), got {layout!r}")
+    check_option("layout", layout, ("learn2reg", "neurite"))
     if isinstance(num_test, bool) or int(num_test) != num_test or num_test < 0 or num_test == 1:
         raise ValueError(f"num_test must be 0 or an integer >= 2, got {num_test!r}")
     if layout == "learn2reg":

@@ -58,6 +58,7 @@ from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, LUMIR_SHAPE
 from data_prep.oasis import OASIS_JSON, OASIS_SEG4_LABELS, OASIS_SEG24_LABELS, OASIS_SEG35_LABELS
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.io.nifti import save_nifti
+from monai_ext.options import check_option
 
 __all__ = [
     "BrainSubject",
@@ -481,8 +482,7 @@ def make_synthetic_oasis(
     """
     layout = str(layout).lower().replace("-", "_")
     layout = {"neurite_oasis": "neurite", "l2r": "learn2reg"}.get(layout, layout)
-    if layout not in ("learn2reg", "neurite"):
-        raise ValueError(f"layout must be one of ('learn2reg', 'neurite'), got {layout!r}")
+    check_option("layout", layout, ("learn2reg", "neurite"))
     _check_counts(num_subjects=num_subjects, num_val=num_val, num_test=num_test)
     if num_subjects < 2:
         raise ValueError("need num_subjects >= 2")

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from monai_ext.options import check_option
+
 __all__ = ["GradientSurgery", "GRANULARITIES", "RULES", "MODES", "method_name"]
 
 GRANULARITIES = ("layer", "network", "element")
@@ -55,12 +57,6 @@ def method_name(mode: str, weight: float) -> str:
     if mode == "weighted_sum":
         return f"VoxelMorph (lambda={weight})"
     return METHOD_NAMES.get(mode, mode)
-
-
-def _check_choice(name: str, value: str, valid: Sequence[str]) -> str:
-    if value not in valid:
-        raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in valid)}; got {value!r}.")
-    return value
 
 
 class GradientSurgery:
@@ -129,8 +125,8 @@ class GradientSurgery:
         noise_std: float | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        self.granularity = _check_choice("granularity", granularity, GRANULARITIES)
-        self.rule = _check_choice("rule", rule, RULES)
+        self.granularity = check_option("granularity", granularity, GRANULARITIES)
+        self.rule = check_option("rule", rule, RULES)
         weight = float(weight)
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"weight must be a finite non-negative number; got {weight!r}.")
@@ -155,9 +151,7 @@ class GradientSurgery:
         gradients w.r.t. all parameters as one vector each). ``kwargs`` are the other constructor
         arguments (``weight``, ``noise_std``, ``generator``).
         """
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}; got {mode!r}.")
-        granularity, rule = MODES[mode]
+        granularity, rule = MODES[check_option("mode", mode, MODES)]
         return cls(granularity=granularity, rule=rule, **kwargs)
 
     @property

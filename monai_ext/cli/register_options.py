@@ -15,19 +15,13 @@ from monai_ext.inferers.instance_optimization import BATCHNORM_MODES
 from monai_ext.inferers.registration_inferer import IO_MODES
 from monai_ext.io.atomic import full_suffix
 from monai_ext.io.displacement_field import IMAGE_SUFFIXES, TRANSFORM_SUFFIXES
+from monai_ext.options import check_option
 from monai_ext.transforms import MODALITIES
 
 __all__ = ["RegisterOptions", "OFFICIAL_WEIGHTS_URL", "IMAGE_OUTPUT_SUFFIXES"]
 
 OFFICIAL_WEIGHTS_URL = "https://github.com/uncbiag/uniGradICON/releases/download/unigradicon_weights/Step_2_final.trch"
 IMAGE_OUTPUT_SUFFIXES = (".nii", ".nii.gz")
-
-
-def check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
-    choice = value.lower() if isinstance(value, str) else value
-    if choice not in valid:
-        raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in valid)}; got {value!r}.")
-    return choice
 
 
 def _check_output(path: str | Path | None, name: str, suffixes: Sequence[str], inputs: Sequence[Path]) -> Path | None:
@@ -98,10 +92,10 @@ class RegisterOptions:
         network: nn.Module | None,
     ) -> RegisterOptions:
         """Check every argument of :func:`monai_ext.cli.register.register` (see there)."""
-        fixed_modality = check_choice("fixed_modality", fixed_modality, MODALITIES)
-        moving_modality = check_choice("moving_modality", moving_modality, MODALITIES)
-        io_mode = check_choice("io_mode", io_mode, IO_MODES)
-        batchnorm = check_choice("batchnorm", batchnorm, BATCHNORM_MODES)
+        fixed_modality = check_option("fixed_modality", fixed_modality, MODALITIES, lower=True)
+        moving_modality = check_option("moving_modality", moving_modality, MODALITIES, lower=True)
+        io_mode = check_option("io_mode", io_mode, IO_MODES, lower=True)
+        batchnorm = check_option("batchnorm", batchnorm, BATCHNORM_MODES, lower=True)
         steps = _io_steps(io_iterations)
         size = _network_size(network_size)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):

@@ -25,6 +25,7 @@ from monai_ext.metrics import (
     tre_from_landmark_maps,
 )
 from monai_ext.metrics.landmarks import TRE_METHODS
+from monai_ext.options import check_option
 from monai_ext.spatial import affine_spacing, batch_affines, warp_moving
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -109,10 +110,8 @@ class RegistrationMetricsHandler:
         self.names = [] if label_names is None else [str(v) for v in label_names.values()]
         if self.labels is not None and not self.labels:
             raise ValueError("label_names is empty: give at least one label value, or None to use the labels found.")
-        if jacobian_mask not in JACOBIAN_MASKS:
-            raise ValueError(f"jacobian_mask must be one of {JACOBIAN_MASKS}, got {jacobian_mask!r}.")
-        if tre_method not in TRE_METHODS:
-            raise ValueError(f"tre_method must be one of {TRE_METHODS}, got {tre_method!r}.")
+        check_option("jacobian_mask", jacobian_mask, JACOBIAN_MASKS)
+        check_option("tre_method", tre_method, TRE_METHODS)
         self.method_name = method_name
         self.include_initial = include_initial
         self.jacobian_mask = jacobian_mask

@@ -13,6 +13,7 @@ from monai_ext.io.displacement_field import write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.io.qc_figure import save_registration_figure
 from monai_ext.io.submission import submission_filename, write_submission_displacement
+from monai_ext.options import check_option
 from monai_ext.spatial import batch_affines
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -58,8 +59,7 @@ class RegistrationWriter:
         submission_dir: str | Path | None = None,
         submission_template: str = "disp_{fixed}_{moving}.nii.gz",
     ) -> None:
-        if ddf_format not in DDF_FORMATS:
-            raise ValueError(f"ddf_format must be one of {DDF_FORMATS}, got {ddf_format!r}.")
+        check_option("ddf_format", ddf_format, DDF_FORMATS)
         self.output_dir = Path(output_dir)
         self.ddf_format = ddf_format
         self.write_ddf = write_ddf

@@ -11,6 +11,7 @@ from torch import nn
 
 from monai_ext.engines.surgery_step import set_surgery_gradients
 from monai_ext.inferers.network_grid_inferer import NetworkGridInferer
+from monai_ext.options import check_option
 from monai_ext.surgery import GradientSurgery
 
 __all__ = ["InstanceOptimizationInferer"]
@@ -70,10 +71,8 @@ class InstanceOptimizationInferer(NetworkGridInferer):
         fuse_weighted_sum: bool = True,
     ) -> None:
         super().__init__(spatial_size)
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
-        if batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}.")
+        check_option("optimizer", optimizer, OPTIMIZERS)
+        check_option("batchnorm", batchnorm, BATCHNORM_MODES)
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}.")
         self.objective = objective

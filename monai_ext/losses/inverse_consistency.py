@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from monai_ext.options import check_option
 from monai_ext.spatial import grid_sample_at, identity_grid
 
 __all__ = ["GradICONLoss", "ICONLoss", "inverse_consistency_sample_points"]
@@ -83,8 +84,7 @@ def inverse_consistency_sample_points(
     state gives ICON's points. The sparse noise is drawn only for the kept voxels (ICON draws a
     full-size tensor and subsamples it: same distribution, different stream).
     """
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}.")
+    check_option("sampling", sampling, SAMPLINGS)
     shape = tuple(int(s) for s in spatial_shape)
     dtype = dtype or torch.get_default_dtype()
     points = identity_grid(shape, device=device, dtype=dtype).unsqueeze(0)
@@ -105,8 +105,7 @@ def inverse_consistency_sample_points(
 class _InverseConsistencyBase(nn.Module):
     def __init__(self, sampling: str, perturb: bool, generator: torch.Generator | None) -> None:
         super().__init__()
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}.")
+        check_option("sampling", sampling, SAMPLINGS)
         self.sampling = sampling
         self.perturb = bool(perturb)
         self.generator = generator

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from monai_ext.options import check_option
+
 __all__ = ["GradientSmoothnessLoss"]
 
 _PENALTIES = ("l1", "l2")
@@ -31,8 +33,7 @@ class GradientSmoothnessLoss(nn.Module):
 
     def __init__(self, penalty: str = "l1") -> None:
         super().__init__()
-        if penalty not in _PENALTIES:
-            raise ValueError(f"penalty must be one of {_PENALTIES}, got {penalty!r}.")
+        check_option("penalty", penalty, _PENALTIES)
         self.penalty = penalty
 
     def forward(self, ddf: torch.Tensor) -> torch.Tensor:

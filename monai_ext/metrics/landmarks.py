@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from monai.utils import convert_to_tensor
 
+from monai_ext.options import check_option
 from monai_ext.spatial import evaluate_displacement_chain, warp_image
 
 __all__ = ["TRE_METHODS", "landmark_centroids", "target_registration_error", "tre_from_landmark_maps"]
@@ -214,8 +215,7 @@ def tre_from_landmark_maps(
         ``(K,)`` float64 TRE per landmark (``(values, tre)`` with ``return_values``); empty when the
         maps share no landmark.
     """
-    if method not in TRE_METHODS:
-        raise ValueError(f"method must be one of {TRE_METHODS}, got {method!r}.")
+    check_option("method", method, TRE_METHODS)
     fixed = _as_label_map(fixed_map, None, "fixed_map")
     moving = _as_label_map(moving_map, fixed.ndim, "moving_map")
     if fixed.shape != moving.shape:

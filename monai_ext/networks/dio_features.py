@@ -33,6 +33,8 @@ from monai.networks.layers.factories import Act, Conv
 from monai.networks.layers.simplelayers import separable_filtering
 from torch import nn
 
+from monai_ext.options import check_option
+
 __all__ = [
     "LargeKernelBlock",
     "DIOFeatureUNet",
@@ -260,8 +262,7 @@ class DIOFeatureUNet(nn.Module):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}.")
-        if block not in _BLOCKS:
-            raise ValueError(f"block must be one of {_BLOCKS}, got {block!r}.")
+        check_option("block", block, _BLOCKS)
         channels = tuple(channels)
         if len(channels) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ValueError(f"channels needs at least two positive integers (encoder levels), got {channels}.")

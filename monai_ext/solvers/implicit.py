@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from monai_ext.options import check_option
 from monai_ext.solvers.transform_models import TransformModel
 
 __all__ = ["ImplicitSpec", "implicit_solution", "conjugate_gradient"]
@@ -125,6 +126,5 @@ def implicit_solution(
 
     ``params`` itself receives no gradient (the solver's path to it is not differentiated).
     """
-    if spec.mode not in BACKWARD_MODES:
-        raise ValueError(f"backward must be one of {BACKWARD_MODES}, got {spec.mode!r}.")
+    check_option("backward", spec.mode, BACKWARD_MODES)
     return _ImplicitLayer.apply(params.detach(), fixed_feature, moving_feature, spec)

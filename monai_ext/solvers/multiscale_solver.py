@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from monai_ext.losses.smoothness import GradientSmoothnessLoss
+from monai_ext.options import check_option
 from monai_ext.solvers.dissimilarity import build_dissimilarity
 from monai_ext.solvers.implicit import BACKWARD_MODES, ImplicitSpec, implicit_solution
 from monai_ext.solvers.prompts import Prompt
@@ -126,8 +127,7 @@ class MultiScaleSolver(nn.Module):
         self.iterations = [int(i) for i in iterations]
         if not self.iterations or any(i < 0 for i in self.iterations):
             raise ValueError(f"iterations must be non-negative counts, one per level, got {iterations}.")
-        if backward not in _BACKWARDS:
-            raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
+        check_option("backward", backward, _BACKWARDS)
         if regularization_weight < 0:
             raise ValueError(f"regularization_weight must be >= 0, got {regularization_weight}.")
         self.transform = str(transform)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 from monai.networks.layers import gaussian_1d, separable_filtering
 
+from monai_ext.options import check_option
 from monai_ext.spatial import (
     compose_ddf,
     identity_grid,
@@ -198,8 +199,7 @@ def build_transform_model(name: str | TransformModel, **kwargs) -> TransformMode
     if isinstance(name, TransformModel):
         return name
     key = str(name).lower()
-    if key not in TRANSFORM_MODELS:
-        raise ValueError(f"transform must be one of {sorted(TRANSFORM_MODELS)}, got {name!r}.")
+    check_option("transform", key, TRANSFORM_MODELS)
     cls = TRANSFORM_MODELS[key]
     if cls is GreedyDiffeomorphic:
         return cls(**{k: v for k, v in kwargs.items() if k in ("sigma_grad", "sigma_warp")})

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from monai.networks.blocks import DVF2DDF, Warp
 
+from monai_ext.options import check_option
+
 __all__ = [
     "WARP_MODES",
     "PADDING_MODES",
@@ -45,10 +47,8 @@ _WARP_NATIVE_MESSAGE = "monai.networks.blocks.Warp: Using PyTorch native grid_sa
 
 
 def _make_warp(mode: str, padding_mode: str) -> Warp:
-    if mode not in WARP_MODES:
-        raise ValueError(f"mode must be one of {WARP_MODES}, got {mode!r}.")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}.")
+    check_option("mode", mode, WARP_MODES)
+    check_option("padding_mode", padding_mode, PADDING_MODES)
     # A new module per call: Warp caches its reference grid by shape only (not device/dtype).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_WARP_NATIVE_MESSAGE)
@@ -171,8 +171,7 @@ def integrate_velocity(velocity: torch.Tensor, num_steps: int = 7, *, padding_mo
     check_ddf(velocity, "velocity")
     if int(num_steps) < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps}.")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}.")
+    check_option("padding_mode", padding_mode, PADDING_MODES)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_WARP_NATIVE_MESSAGE)
         layer = DVF2DDF(num_steps=int(num_steps), mode="bilinear", padding_mode=padding_mode)

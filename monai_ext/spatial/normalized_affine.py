@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from monai.utils import convert_to_tensor
 
+from monai_ext.options import check_option
+
 __all__ = ["resample_normalized_affine", "RESAMPLE_MODES"]
 
 RESAMPLE_MODES = ("bilinear", "nearest")
@@ -34,8 +36,7 @@ def resample_normalized_affine(image: torch.Tensor, matrix, mode: str = "bilinea
         ``(C, *spatial)`` tensor: the input's floating dtype; integer or bool input keeps its dtype
         for ``"nearest"`` and becomes float32 for ``"bilinear"``.
     """
-    if mode not in RESAMPLE_MODES:
-        raise ValueError(f"mode must be one of {RESAMPLE_MODES}, got {mode!r}.")
+    check_option("mode", mode, RESAMPLE_MODES)
     image = convert_to_tensor(image, track_meta=False)
     ndim = image.ndim - 1
     if ndim not in (2, 3):

@@ -43,6 +43,17 @@ def run_bundle(*args: str, check: bool = True, timeout: int = 900) -> subprocess
     return result
 
 
+def cli(**options) -> list[str]:
+    """Command-line arguments ``--key value`` for ``options``, as a user types them: lists as
+    ``[a,b,c]`` (what ``monai.bundle`` parses as a list), everything else with ``str``."""
+    args: list[str] = []
+    for key, value in options.items():
+        if isinstance(value, (list, tuple)):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        args += [f"--{key}", str(value)]
+    return args
+
+
 def bundle_log(*args: str) -> str:
     """``run_bundle`` and return what it printed (stdout and stderr)."""
     result = run_bundle(*args)

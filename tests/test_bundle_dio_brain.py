@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
 
 pytestmark = pytest.mark.slow
 
 BUNDLE = BUNDLES / "dio_brain"
 CONFIGS = BUNDLE / "configs"
 SIZE = (24, 28, 24)
-TINY_NET_ARGS = ["--unet_channels", "[4,4,8]", "--feature_channels", "4"]
-TINY = [*TINY_NET_ARGS, "--iterations", "[3,3,3]"]
+TINY_NET_ARGS = cli(unet_channels=[4, 4, 8], feature_channels=4)
+TINY = [*TINY_NET_ARGS, *cli(iterations=[3, 3, 3])]
 TINY_NET = {"unet_channels": [4, 4, 8], "feature_channels": 4}
 LEARNING_RATE = 3e-4  # train.json's outer Adam learning rate
 MOVING_SPACING = (1.4, 1.2, 1.6)  # mm; the synthetic OASIS volumes are 1 mm isotropic
@@ -33,31 +33,20 @@ def oasis(oasis_dataset, tmp_path_factory):
     """One training iteration (validated) on the synthetic Learn2Reg OASIS."""
     root = tmp_path_factory.mktemp("dio")
     common = [
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(oasis_dataset / "data"),
-        "--ckpt_dir",
-        str(root / "models"),
-        "--num_workers",
-        "0",
-        "--logging_file",
-        str(CONFIGS / "logging.conf"),
+        *cli(
+            bundle_root=BUNDLE,
+            dataset_dir=oasis_dataset / "data",
+            ckpt_dir=root / "models",
+            num_workers=0,
+            logging_file=CONFIGS / "logging.conf",
+        ),
         *TINY,
     ]
     log = bundle_log(
         "run",
-        "--config_file",
-        str(CONFIGS / "train.json"),
+        *cli(config_file=CONFIGS / "train.json"),
         *common,
-        "--output_dir",
-        str(root / "train"),
-        "--num_epochs",
-        "1",
-        "--iterations_per_epoch",
-        "1",
-        "--val_interval",
-        "1",
+        *cli(output_dir=root / "train", num_epochs=1, iterations_per_epoch=1, val_interval=1),
     )
     return root, common, log
 
@@ -92,33 +81,26 @@ def resampled_pair(oasis_dataset, oasis):
     return files
 
 
-def _infer(oasis, files, out, *extra, iterations="[3,3,3]"):
+def _infer(oasis, files, out, *extra, iterations=[3, 3, 3]):
     root, _, _ = oasis
     log = bundle_log(
         "run",
-        "--config_file",
-        str(CONFIGS / "inference.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--ckpt_path",
-        str(root / "models" / "model.pt"),
-        "--output_dir",
-        str(out),
-        "--num_workers",
-        "0",
+        *cli(
+            config_file=CONFIGS / "inference.json",
+            bundle_root=BUNDLE,
+            ckpt_path=root / "models" / "model.pt",
+            output_dir=out,
+            num_workers=0,
+        ),
         *TINY_NET_ARGS,
-        "--iterations",
-        iterations,
-        "--fixed",
-        str(files["fixed_image"]),
-        "--fixed_label",
-        str(files["fixed_label"]),
-        "--moving",
-        str(files["resampled_moving_image"]),
-        "--moving_label",
-        str(files["resampled_moving_label"]),
-        "--max_figures",
-        "1",
+        *cli(
+            iterations=iterations,
+            fixed=files["fixed_image"],
+            fixed_label=files["fixed_label"],
+            moving=files["resampled_moving_image"],
+            moving_label=files["resampled_moving_label"],
+            max_figures=1,
+        ),
         *extra,
     )
     case_dirs = [p for p in out.iterdir() if p.is_dir()]
@@ -165,15 +147,9 @@ def test_evaluation_compares_the_training_solver_with_a_switched_one(oasis_datas
     out = root / "eval"
     log = bundle_log(
         "run",
-        "--config_file",
-        config_list("dio_brain", "train.json", "evaluate.json"),
+        *cli(config_file=config_list("dio_brain", "train.json", "evaluate.json")),
         *common,
-        "--output_dir",
-        str(out),
-        "--eval_iterations",
-        "[3,2,2]",
-        "--max_figures",
-        "1",
+        *cli(output_dir=out, eval_iterations=[3, 2, 2], max_figures=1),
     )
     assert "training solver vs solver switched at test time" in log
     data = oasis_dataset / "data"
@@ -203,7 +179,7 @@ def test_evaluation_compares_the_training_solver_with_a_switched_one(oasis_datas
 def test_inference_keeps_each_image_on_its_own_grid(oasis, resampled_pair, tmp_path):
     # no solver iteration: the transform is the identity in world coordinates, so the moving image,
     # read through the two affines, must come back onto the fixed grid as it was before resampling
-    case, rows, _ = _infer(oasis, resampled_pair, tmp_path / "out", iterations="[0,0,0]")
+    case, rows, _ = _infer(oasis, resampled_pair, tmp_path / "out", iterations=[0, 0, 0])
     assert sorted(r["method"] for r in rows) == ["DIO SGD (free-form)", "Initial"]
     assert 0.0 <= float(rows[0]["Dice_mean"]) <= 1.0
     # the Initial row reads the unregistered moving image through the same world geometry

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -28,28 +28,22 @@ STAGE1_OFFSET = 0.01  # added to every Stage1 weight before Stage2, so that Stag
 def lumir(lumir_dataset, tmp_path_factory):
     """Stage1 (1 iteration, validated) -> its weights shifted -> Stage2 from Stage1 (1 iteration)."""
     root = tmp_path_factory.mktemp("gradicon")
-    common = [
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(lumir_dataset / "data"),
-        "--ckpt_dir",
-        str(root / "models"),
-        "--num_workers",
-        "0",
-        "--image_size",
-        SIZE,
-        "--logging_file",
-        str(CONFIGS / "logging.conf"),
-    ]
-    shorten = ["--batch_size", "1", "--num_epochs", "1", "--iterations_per_epoch", "1"]
+    common = cli(
+        bundle_root=BUNDLE,
+        dataset_dir=lumir_dataset / "data",
+        ckpt_dir=root / "models",
+        num_workers=0,
+        image_size=SIZE,
+        logging_file=CONFIGS / "logging.conf",
+    )
+    shorten = cli(batch_size=1, num_epochs=1, iterations_per_epoch=1)
     stage1_run = ["run", "--config_file", config_list("gradicon_brain", "train.json"), *common, *shorten]
-    log1 = bundle_log(*stage1_run, "--output_dir", str(root / "stage1"), "--val_interval", "1")
+    log1 = bundle_log(*stage1_run, *cli(output_dir=root / "stage1", val_interval=1))
     stage1 = torch.load(root / "models" / "stage1.pt", weights_only=True)
     shifted = {k: v + STAGE1_OFFSET if v.is_floating_point() else v for k, v in stage1.items()}
     torch.save(shifted, root / "models" / "stage1.pt")
     stage2_run = ["run", "--config_file", config_list("gradicon_brain", "train.json", "stage2.json"), *common, *shorten]
-    log2 = bundle_log(*stage2_run, "--output_dir", str(root / "stage2"), "--val_interval", "5")
+    log2 = bundle_log(*stage2_run, *cli(output_dir=root / "stage2", val_interval=5))
     return root, common, log1, log2
 
 
@@ -74,13 +68,9 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
     out = root / "eval"
     log = bundle_log(
         "run",
-        "--config_file",
-        config_list("gradicon_brain", "train.json", "evaluate.json"),
+        *cli(config_file=config_list("gradicon_brain", "train.json", "evaluate.json")),
         *common,
-        "--output_dir",
-        str(out),
-        "--io_steps",
-        "1",
+        *cli(output_dir=out, io_steps=1),
     )
     assert "GradICON + IO (1 steps)" in log and "NDV(%)" in log
     data = lumir_dataset / "data"
@@ -114,24 +104,17 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
     out, submission = tmp_path / "out", tmp_path / "submission"
     bundle_log(
         "run",
-        "--config_file",
-        str(CONFIGS / "inference.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--ckpt_path",
-        str(root / "models" / "model.pt"),
-        "--output_dir",
-        str(out),
-        "--num_workers",
-        "0",
-        "--image_size",
-        SIZE,
-        "--fixed",
-        str(fixed),
-        "--moving",
-        str(moving),
-        "--submission_dir",
-        str(submission),
+        *cli(
+            config_file=CONFIGS / "inference.json",
+            bundle_root=BUNDLE,
+            ckpt_path=root / "models" / "model.pt",
+            output_dir=out,
+            num_workers=0,
+            image_size=SIZE,
+            fixed=fixed,
+            moving=moving,
+            submission_dir=submission,
+        ),
     )
     fixed_id, moving_id = (p.name.split("_")[1] for p in (fixed, moving))
     disp = nib.load(submission / f"disp_{fixed_id}_{moving_id}.nii.gz")

@@ -16,7 +16,7 @@ from monai.bundle import ConfigWorkflow
 
 from data_prep import make_synthetic_acdc, prepare_acdc
 
-from helpers import BUNDLES, REPO, assert_dice_row_matches_labels, config_list, read_rows, run_bundle
+from helpers import BUNDLES, REPO, assert_dice_row_matches_labels, cli, config_list, read_rows, run_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -29,31 +29,18 @@ LABEL_NAMES = {1: "LV", 2: "Myo", 3: "RV"}
 def trained(acdc_dataset, tmp_path_factory):
     """One training epoch (batch 4, validated) of the synthetic ACDC."""
     root = tmp_path_factory.mktemp("gsmorph")
-    common = [
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(acdc_dataset / "data"),
-        "--ckpt_dir",
-        str(root / "models"),
-        "--num_workers",
-        "0",
-        "--batch_size",
-        "4",
-    ]
+    common = cli(
+        bundle_root=BUNDLE,
+        dataset_dir=acdc_dataset / "data",
+        ckpt_dir=root / "models",
+        num_workers=0,
+        batch_size=4,
+    )
     log = run_bundle(
         "run",
-        "--config_file",
-        str(CONFIGS / "train.json"),
+        *cli(config_file=CONFIGS / "train.json"),
         *common,
-        "--output_dir",
-        str(root / "train"),
-        "--num_epochs",
-        "1",
-        "--val_interval",
-        "1",
-        "--logging_file",
-        str(CONFIGS / "logging.conf"),
+        *cli(output_dir=root / "train", num_epochs=1, val_interval=1, logging_file=CONFIGS / "logging.conf"),
     )
     return root, common, log.stdout + log.stderr
 
@@ -103,13 +90,9 @@ def test_evaluate_reports_table_and_figures(acdc_dataset, trained):
     out = root / "eval"
     log = run_bundle(
         "run",
-        "--config_file",
-        config_list("gsmorph_cardiac", "train.json", "evaluate.json"),
+        *cli(config_file=config_list("gsmorph_cardiac", "train.json", "evaluate.json")),
         *common,
-        "--output_dir",
-        str(out),
-        "--logging_file",
-        str(CONFIGS / "logging.conf"),
+        *cli(output_dir=out, logging_file=CONFIGS / "logging.conf"),
     )
     text = log.stdout + log.stderr
     assert "Registration results over" in text and "Initial" in text and "GSMorph" in text
@@ -157,20 +140,15 @@ def test_inference_on_one_pair_of_another_size_and_spacing(acdc_dataset, trained
     out = tmp_path / "out"
     run_bundle(
         "run",
-        "--config_file",
-        str(CONFIGS / "inference.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--ckpt_path",
-        str(root / "models" / "model.pt"),
-        "--output_dir",
-        str(out),
-        "--num_workers",
-        "0",
-        "--fixed",
-        str(tmp_path / "fixed.nii.gz"),
-        "--moving",
-        str(data / entry["moving_image"]),
+        *cli(
+            config_file=CONFIGS / "inference.json",
+            bundle_root=BUNDLE,
+            ckpt_path=root / "models" / "model.pt",
+            output_dir=out,
+            num_workers=0,
+            fixed=tmp_path / "fixed.nii.gz",
+            moving=data / entry["moving_image"],
+        ),
     )
     case_dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(case_dirs) == 1
@@ -185,20 +163,15 @@ def test_inference_rejects_a_volume_with_a_clear_error(trained, tmp_path):
     nib.save(nib.Nifti1Image(np.random.rand(16, 16, 4).astype(np.float32), np.eye(4)), tmp_path / "vol.nii.gz")
     result = run_bundle(
         "run",
-        "--config_file",
-        str(CONFIGS / "inference.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--ckpt_path",
-        str(root / "models" / "model.pt"),
-        "--num_workers",
-        "0",
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--fixed",
-        str(tmp_path / "vol.nii.gz"),
-        "--moving",
-        str(tmp_path / "vol.nii.gz"),
+        *cli(
+            config_file=CONFIGS / "inference.json",
+            bundle_root=BUNDLE,
+            ckpt_path=root / "models" / "model.pt",
+            num_workers=0,
+            output_dir=tmp_path / "out",
+            fixed=tmp_path / "vol.nii.gz",
+            moving=tmp_path / "vol.nii.gz",
+        ),
         check=False,
     )
     assert result.returncode != 0
@@ -220,24 +193,17 @@ def test_two_process_training_with_the_multi_gpu_overlay(tmp_path):
         "-m",
         "monai.bundle",
         "run",
-        "--config_file",
-        config_list("gsmorph_cardiac", "train.json", "multi_gpu_train.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(data),
-        "--ckpt_dir",
-        str(tmp_path / "models"),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--num_workers",
-        "0",
-        "--batch_size",
-        "2",
-        "--num_epochs",
-        "1",
-        "--val_interval",
-        "1",
+        *cli(
+            config_file=config_list("gsmorph_cardiac", "train.json", "multi_gpu_train.json"),
+            bundle_root=BUNDLE,
+            dataset_dir=data,
+            ckpt_dir=tmp_path / "models",
+            output_dir=tmp_path / "out",
+            num_workers=0,
+            batch_size=2,
+            num_epochs=1,
+            val_interval=1,
+        ),
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]

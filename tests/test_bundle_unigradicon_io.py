@@ -12,7 +12,7 @@ import torch
 
 from monai_ext.networks import unigradicon_network
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -40,32 +40,21 @@ def test_fine_tuning_from_official_weights(lumir_dataset, weights):
     root = weights
     bundle_log(
         "run",
-        "--config_file",
-        str(CONFIGS / "train.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(lumir_dataset / "data"),
-        "--ckpt_dir",
-        str(root / "models"),
-        "--output_dir",
-        str(root / "train"),
-        "--pretrained_weights",
-        str(root / "Step_2_final.trch"),
-        "--image_size",
-        SIZE,
-        "--num_workers",
-        "0",
-        "--batch_size",
-        "1",
-        "--pairs_per_epoch",
-        "1",
-        "--num_epochs",
-        "1",
-        "--val_interval",
-        "5",
-        "--augmentation_start_epoch",
-        "0",
+        *cli(
+            config_file=CONFIGS / "train.json",
+            bundle_root=BUNDLE,
+            dataset_dir=lumir_dataset / "data",
+            ckpt_dir=root / "models",
+            output_dir=root / "train",
+            pretrained_weights=root / "Step_2_final.trch",
+            image_size=SIZE,
+            num_workers=0,
+            batch_size=1,
+            pairs_per_epoch=1,
+            num_epochs=1,
+            val_interval=5,
+            augmentation_start_epoch=0,
+        ),
     )
     official = torch.load(root / "Step_2_final.trch", weights_only=True)
     tuned = torch.load(root / "models" / "model.pt", weights_only=True)
@@ -80,24 +69,17 @@ def test_table1_evaluation(lumir_dataset, weights):
     data = lumir_dataset / "data"
     log = bundle_log(
         "run",
-        "--config_file",
-        config_list("unigradicon_io", "train.json", "evaluate.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--dataset_dir",
-        str(data),
-        "--ckpt_path",
-        str(weights / "Step_2_final.trch"),
-        "--output_dir",
-        str(out),
-        "--image_size",
-        SIZE,
-        "--num_workers",
-        "0",
-        "--io_steps_short",
-        "1",
-        "--io_steps_long",
-        "2",
+        *cli(
+            config_file=config_list("unigradicon_io", "train.json", "evaluate.json"),
+            bundle_root=BUNDLE,
+            dataset_dir=data,
+            ckpt_path=weights / "Step_2_final.trch",
+            output_dir=out,
+            image_size=SIZE,
+            num_workers=0,
+            io_steps_short=1,
+            io_steps_long=2,
+        ),
     )
     for name in TABLE1:
         assert name in log
@@ -137,28 +119,19 @@ def _infer(lumir_dataset, weights, tmp_path, checkpoint, io_mode):
     out, submission = tmp_path / io_mode / checkpoint / "out", tmp_path / io_mode / checkpoint / "submission"
     bundle_log(
         "run",
-        "--config_file",
-        str(CONFIGS / "inference.json"),
-        "--bundle_root",
-        str(BUNDLE),
-        "--ckpt_path",
-        str(weights / checkpoint),
-        "--output_dir",
-        str(out),
-        "--num_workers",
-        "0",
-        "--image_size",
-        SIZE,
-        "--fixed",
-        str(fixed),
-        "--moving",
-        str(moving),
-        "--io_mode",
-        io_mode,
-        "--io_steps",
-        "1",
-        "--submission_dir",
-        str(submission),
+        *cli(
+            config_file=CONFIGS / "inference.json",
+            bundle_root=BUNDLE,
+            ckpt_path=weights / checkpoint,
+            output_dir=out,
+            num_workers=0,
+            image_size=SIZE,
+            fixed=fixed,
+            moving=moving,
+            io_mode=io_mode,
+            io_steps=1,
+            submission_dir=submission,
+        ),
     )
     files = list(submission.glob("disp_*_*.nii.gz"))
     assert len(files) == 1 and nib.load(files[0]).shape == (*nib.load(fixed).shape, 3)

@@ -24,23 +24,20 @@ BUNDLES = REPO / "bundles"
 # ------------------------------------------------------------------------------------------------
 
 
-def run_bundle(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run ``python -m monai.bundle *args`` from the repository root, as a user does; with ``check``
+def run_module(module: str, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> *args`` from the repository root, as a user does; with ``check``
     fail with its output if it fails."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    command = [sys.executable, "-m", module, *map(str, args)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
-        assert result.returncode == 0, (
-            f"monai.bundle {args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-        )
+        assert result.returncode == 0, f"{module} {args[:1]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
+
+
+def run_bundle(*args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle *args`` (see :func:`run_module`)."""
+    return run_module("monai.bundle", *args, check=check, timeout=timeout)
 
 
 def cli(**options) -> list[str]:
@@ -158,6 +155,24 @@ def rewrite_nifti(path: Path, change: Callable[[np.ndarray], np.ndarray], dtype=
     data = change(np.asanyarray(image.dataobj))
     nib.save(nib.Nifti1Image(data.astype(dtype or data.dtype), image.affine), path)
     return path
+
+
+def assert_bad_input_is_named(prepare: Callable, release: Path, tmp_path: Path, bad_input: tuple, **kwargs) -> None:
+    """Copy the dataset ``release``, break it with ``mutate`` (which returns the file it broke) and
+    check that ``prepare(copy, out, **kwargs)`` raises ``error`` matching ``message``, names that
+    file, and writes nothing; ``bad_input`` is ``(error, mutate, message)``."""
+    import shutil
+
+    import pytest
+
+    error, mutate, message = bad_input
+    root = tmp_path / "raw"
+    shutil.copytree(release, root)
+    culprit = mutate(root)
+    with pytest.raises(error, match=message) as info:
+        prepare(root, tmp_path / "out", **kwargs)
+    assert str(culprit) in str(info.value)
+    assert not (tmp_path / "out").exists()
 
 
 def edit_json(path: Path, change: Callable[[dict], None]) -> Path:

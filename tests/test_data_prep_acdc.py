@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -18,7 +15,7 @@ from scipy import ndimage
 from data_prep.acdc import prepare_acdc
 from data_prep.synthetic import make_synthetic_acdc
 
-from helpers import rewrite_nifti
+from helpers import cli, rewrite_nifti, run_module
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE, SLICES, FRAMES, NUM = (64, 72), 4, 8, 5
@@ -291,58 +288,12 @@ def test_constant_slice_is_skipped(raw, tmp_path, caplog):
 
 @pytest.mark.slow  # two `python -m data_prep` subprocesses
 def test_command_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     raw, out = tmp_path / "raw", tmp_path / "out"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "data_prep",
-            "synthetic",
-            "acdc",
-            "--out",
-            str(raw),
-            "--num_subjects",
-            "4",
-            "--size",
-            "48,40",
-            "--slices",
-            "3",
-            "--frames",
-            "6",
-            "--seed",
-            "2",
-        ],
-        check=True,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    run_module(
+        "data_prep", "synthetic", "acdc", *cli(out=raw, num_subjects=4, size="48,40", slices=3, frames=6, seed=2)
     )
     assert (raw / "training" / "patient004" / "Info.cfg").is_file()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "data_prep",
-            "acdc",
-            "--root",
-            str(raw),
-            "--out",
-            str(out),
-            "--crop_size",
-            "64",
-            "--split",
-            "0.5,0.25,0.25",
-            "--seed",
-            "1",
-        ],
-        check=True,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run_module("data_prep", "acdc", *cli(root=raw, out=out, crop_size=64, split="0.5,0.25,0.25", seed=1))
     assert result.stdout.strip() == str(out / "datalist.json")
     assert "patient004: 2 slice pairs" in result.stderr
     datalist = json.loads((out / "datalist.json").read_text())

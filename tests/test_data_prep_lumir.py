@@ -4,10 +4,7 @@ random inter-subject training pairs, intensity scaling recorded, annotations, er
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -19,7 +16,7 @@ from data_prep.brain_datalist import random_pairs, subject_number
 from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, prepare_lumir
 from data_prep.synthetic_brain import LANDMARKS, make_synthetic_lumir
 
-from helpers import edit_json, rewrite_nifti
+from helpers import assert_bad_input_is_named, cli, edit_json, rewrite_nifti, run_module
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL, SIZE = 6, 6, (24, 28, 26)
@@ -232,14 +229,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_reported_with_the_file_name(raw, tmp_path, case):
-    error, mutate, message = BAD_INPUTS[case]
-    root = tmp_path / "raw"
-    shutil.copytree(raw, root)
-    culprit = mutate(root)
-    with pytest.raises(error, match=message) as info:
-        prepare_lumir(root, tmp_path / "out", num_workers=2)
-    assert str(culprit) in str(info.value)
-    assert not (tmp_path / "out").exists()
+    assert_bad_input_is_named(prepare_lumir, raw, tmp_path, BAD_INPUTS[case], num_workers=2)
 
 
 def test_failed_rerun_keeps_earlier_datalist(raw, tmp_path):
@@ -258,29 +248,7 @@ def test_command_line(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     assert synthetic_command("lumir", str(raw), num_subjects=4, num_val=3, size=(20, 24, 22), seed=1) == str(raw)
     # ... and the converter's entry point as a user runs it
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "data_prep",
-            "lumir",
-            "--root",
-            str(raw),
-            "--out",
-            str(out),
-            "--num_pairs",
-            "5",
-            "--seed",
-            "2",
-            "--absolute_paths",
-        ],
-        check=True,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run_module("data_prep", "lumir", *cli(root=raw, out=out, num_pairs=5, seed=2), "--absolute_paths")
     assert result.stdout.strip() == str(out / "datalist.json")
     data = json.loads((out / "datalist.json").read_text())
     assert len(data["training"]) == 5 and data["seed"] == 2 and data["spatial_shape"] == [20, 24, 22]

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -30,7 +27,7 @@ from data_prep.oasis import (
 from data_prep.synthetic_brain import SEG35_TO_SEG24, brain_subject, make_synthetic_oasis
 from monai_ext.spatial import warp_image, warp_label
 
-from helpers import edit_json, rewrite_nifti
+from helpers import assert_bad_input_is_named, cli, edit_json, rewrite_nifti, run_module
 
 REPO = Path(__file__).resolve().parents[1]
 NUM, NUM_VAL, NUM_TEST = 8, 3, 2
@@ -348,14 +345,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_learn2reg_input_is_reported_with_the_file_name(l2r, tmp_path, case):
-    error, mutate, message = BAD_INPUTS[case]
-    root = tmp_path / "raw"
-    shutil.copytree(l2r, root)
-    culprit = mutate(root)
-    with pytest.raises(error, match=message) as info:
-        prepare_oasis(root, tmp_path / "out", layout="learn2reg", num_workers=2)
-    assert str(culprit) in str(info.value)
-    assert not (tmp_path / "out").exists()
+    assert_bad_input_is_named(prepare_oasis, l2r, tmp_path, BAD_INPUTS[case], layout="learn2reg", num_workers=2)
 
 
 def test_bad_neurite_input(neurite, tmp_path):
@@ -388,32 +378,9 @@ def test_command_line(neurite, tmp_path):
         {"fixed": "./imagesTr/OASIS_0003_0000.nii.gz", "moving": "./imagesTr/OASIS_0004_0000.nii.gz"}
     ]
     assert nib.load(Path(made) / "imagesTr" / "OASIS_0001_0000.nii.gz").shape == (20, 22, 24)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "data_prep",
-            "oasis",
-            "--root",
-            str(neurite),
-            "--out",
-            str(out),
-            "--variant",
-            "seg24",
-            "--num_val",
-            "2",
-            "--num_pairs",
-            "4",
-            "--seed",
-            "3",
-        ],
-        check=True,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_module(
+        "data_prep", "oasis", *cli(root=neurite, out=out, variant="seg24", num_val=2, num_pairs=4, seed=3)
     )
     assert result.stdout.strip() == str(out / "datalist.json")
     data = json.loads((out / "datalist.json").read_text())

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import code_commit, describe_machine, synchronize
+from machine import add_device_arguments, code_commit, describe_machine, synchronize
 from readme_section import write_readme_section
 
 from data_prep.synthetic_brain import brain_subject
@@ -408,14 +408,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 16, 16])
     parser.add_argument("--feature_channels", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
-        "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
-    )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_arguments(parser)
     parser.add_argument(
         "--skip_diagnostic",
         action="store_true",

@@ -48,7 +48,7 @@ import weakref
 from pathlib import Path
 
 import torch
-from machine import code_commit, describe_machine, synchronize
+from machine import add_device_arguments, code_commit, describe_machine, synchronize
 from readme_section import write_readme_section
 
 from monai_ext.networks import build_feature_network
@@ -347,14 +347,7 @@ def main() -> None:
     )
     parser.add_argument("--timing_iterations", type=int, default=5, help="timed iterations at the finest level")
     parser.add_argument("--skip_transforms", action="store_true", help="skip the transform x optimiser timing")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
-        "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
-    )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_arguments(parser)
     parser.add_argument("--plot", default=str(ROOT / "bench" / "dio_solver_memory.png"))
     parser.add_argument("--write", action="store_true", help="put the results into bench/README.md")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one configuration as JSON

@@ -3,6 +3,7 @@ and the device synchronisation that makes its timings honest."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -49,3 +50,15 @@ def code_commit(root: Path = Path(__file__).resolve().parents[1]) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + local changes" if dirty else "")
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--device``, as every solver benchmark takes them."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (1: on cores shared with other jobs OpenMP's synchronisation makes more "
+        "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

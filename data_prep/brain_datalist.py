@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.array_checks import spatial_shape
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.options import check_option
 
@@ -165,16 +166,6 @@ class VolumeInfo:
     values: tuple[int, ...] | None = None
 
 
-def _spatial_shape(shape: Sequence[int], ndim: int, path: Path) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in shape)
-    while len(shape) > ndim and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) != ndim:
-        kind = {2: "2-D (X, Y)", 3: "3-D (X, Y, Z)"}.get(ndim, f"{ndim}-D")
-        raise ValueError(f"{path}: expected a {kind} volume, got shape {shape}")
-    return shape
-
-
 def _describe(values: Iterable[int]) -> str:
     values = sorted(values)
     if values and values == list(range(values[0], values[-1] + 1)) and len(values) > 3:
@@ -217,7 +208,7 @@ def inspect_volume(
         dtype = str(image.get_data_dtype())
     except Exception as err:  # nibabel raises several types for broken headers
         raise ValueError(f"{path}: cannot read NIfTI header ({err})") from err
-    shape = _spatial_shape(header_shape, ndim, path)
+    shape = spatial_shape(header_shape, ndim, path)
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)[:ndim])
     info = dict(path=path, kind=kind, shape=shape, spacing=spacing, affine=affine, dtype=dtype)
     if not check_data:

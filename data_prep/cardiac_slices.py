@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from monai.transforms import MapLabelValue
 
+from data_prep.array_checks import spatial_shape
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.io.nifti import load_nifti, save_nifti
 
@@ -82,17 +83,6 @@ _VALID_LABELS = frozenset(int(k) for k in CARDIAC_LABELS)
 # --------------------------------------------------------------------------------------------
 
 
-def _spatial_shape(shape: Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    """Drop trailing singleton axes beyond ``ndim`` and check the number of dimensions."""
-    shape = tuple(int(s) for s in shape)
-    while len(shape) > ndim and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) != ndim:
-        kind = {3: "3-D (X, Y, Z)", 4: "4-D (X, Y, Z, T)"}.get(ndim, f"{ndim}-D")
-        raise ValueError(f"{name}: expected a {kind} volume, got shape {shape}")
-    return shape
-
-
 def load_volume(path: str | Path, ndim: int, label: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI volume (``monai_ext.io.nifti.load_nifti``) and check it.
 
@@ -112,7 +102,7 @@ def load_volume(path: str | Path, ndim: int, label: bool = False) -> tuple[np.nd
         ValueError: unreadable file, wrong number of dimensions, NaN, or bad label values.
     """
     data, affine = load_nifti(path)
-    data = data.reshape(_spatial_shape(data.shape, ndim, str(path)))
+    data = data.reshape(spatial_shape(data.shape, ndim, str(path)))
     data = check_label(data, path) if label else check_image(data, path)
     return data, affine
 

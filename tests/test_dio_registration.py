@@ -111,16 +111,23 @@ def _meta(array, spacing):
     return MetaTensor(array, affine=affine)
 
 
-def test_inferer_registers_a_moving_image_of_another_size_and_spacing():
-    # the moving image samples the same world object at 2 mm along axis 0 (12 x 28 voxels)
+def _anisotropic_pair() -> dict:
+    """A disc on a 24 x 28 grid of 1 mm, and the same disc shifted by (2, -2) mm sampled at 2 mm
+    along axis 0 (12 x 28 voxels), as MetaTensors with their affines."""
     fixed, fixed_label = _disc((24, 28), (11.0, 14.0), 6)
-    moving, moving_label = _disc((12, 28), (11.0 + 2.0, 14.0 - 2.0), 6, spacing=(2.0, 1.0))
-    pair = {
+    moving, moving_label = _disc((12, 28), (13.0, 12.0), 6, spacing=(2.0, 1.0))
+    return {
         "fixed_image": _meta(fixed, (1.0, 1.0)),
         "moving_image": _meta(moving, (2.0, 1.0)),
         "fixed_label": _meta(fixed_label, (1.0, 1.0)),
         "moving_label": _meta(moving_label, (2.0, 1.0)),
     }
+
+
+def test_inferer_registers_a_moving_image_of_another_size_and_spacing():
+    # the moving image samples the same world object at 2 mm along axis 0 (12 x 28 voxels)
+    pair = _anisotropic_pair()
+    fixed, fixed_label, moving_label = (pair[k].as_tensor() for k in ("fixed_image", "fixed_label", "moving_label"))
     net = DIORegistration(
         build_feature_network("intensity"),
         MultiScaleSolver(iterations=(40, 40, 80), optimizer="adam", convergence_eps=0),
@@ -174,14 +181,8 @@ def test_inferer_switches_the_solver_and_builds_prompts():
 
 
 def test_evaluator_runs_dio_pairs_on_their_own_grids():
-    fixed, fixed_label = _disc((24, 28), (11.0, 14.0), 6)
-    moving, moving_label = _disc((12, 28), (13.0, 12.0), 6, spacing=(2.0, 1.0))
-    pair = {
-        "fixed_image": _meta(fixed, (1.0, 1.0)),
-        "moving_image": _meta(moving, (2.0, 1.0)),
-        "fixed_label": _meta(fixed_label, (1.0, 1.0)),
-        "moving_label": _meta(moving_label, (2.0, 1.0)),
-    }
+    pair = _anisotropic_pair()
+    fixed_label = pair["fixed_label"].as_tensor()
     net = DIORegistration(
         build_feature_network("intensity"), MultiScaleSolver(iterations=(10, 10, 10), optimizer="adam")
     )

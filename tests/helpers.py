@@ -75,6 +75,24 @@ def bundle_config(bundle: str, *names: str, **overrides):
     return parser
 
 
+def bundle_workflow(bundle: str, config_files, tmp_path: Path, workflow_type: str = "train", **overrides):
+    """``monai.bundle.ConfigWorkflow`` of ``bundles/<bundle>/configs/<config_files>``, initialised, as
+    ``python -m monai.bundle run`` builds it: ``bundle_root`` set, models and outputs under
+    ``tmp_path``, no loader workers, ``overrides`` as command-line overrides (paths as text)."""
+    from monai.bundle import ConfigWorkflow
+
+    files = [config_files] if isinstance(config_files, str) else list(config_files)
+    options = {"ckpt_dir": tmp_path / "models", "output_dir": tmp_path / "out", "num_workers": 0, **overrides}
+    workflow = ConfigWorkflow(
+        config_file=[str(BUNDLES / bundle / "configs" / f) for f in files],
+        workflow_type=workflow_type,
+        bundle_root=str(BUNDLES / bundle),
+        **{k: str(v) if isinstance(v, Path) else v for k, v in options.items()},
+    )
+    workflow.initialize()
+    return workflow
+
+
 # ------------------------------------------------------------------------------------------------
 # a tiny 2-D registration problem
 # ------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from monai_ext.networks import DIORegistration, dio_lku
 from monai_ext.objectives import DIOObjective
 from monai_ext.spatial import warp_image
 
-from helpers import BUNDLES, bundle_config, dice_by_hand
+from helpers import BUNDLES, bundle_config, bundle_workflow, dice_by_hand
 
 BUNDLE = BUNDLES / "dio_brain"
 CONFIGS = BUNDLE / "configs"
@@ -24,19 +24,9 @@ OASIS_LABELS = list(range(1, 36))
 
 
 def _workflow(config_files, tmp_path, dataset_dir=None, workflow_type="train", **overrides) -> ConfigWorkflow:
-    extra = {} if dataset_dir is None else {"dataset_dir": str(dataset_dir)}
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in config_files],
-        workflow_type=workflow_type,
-        bundle_root=str(BUNDLE),
-        ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"),
-        num_workers=0,
-        **extra,
-        **overrides,
-    )
-    workflow.initialize()
-    return workflow
+    if dataset_dir is not None:
+        overrides["dataset_dir"] = dataset_dir
+    return bundle_workflow("dio_brain", config_files, tmp_path, workflow_type, **overrides)
 
 
 def test_training_defaults_are_the_papers(oasis_dataset):

@@ -13,7 +13,7 @@ from monai_ext.losses import GradICONLoss, LNCCLoss
 from monai_ext.networks import TwoStepRegistration, gradicon_stage1
 from monai_ext.objectives import InverseConsistentObjective
 
-from helpers import BUNDLES, bundle_config
+from helpers import BUNDLES, bundle_config, bundle_workflow
 
 BUNDLE = BUNDLES / "gradicon_brain"
 CONFIGS = BUNDLE / "configs"
@@ -27,18 +27,7 @@ def _component_id(parser, list_id: str, target: str) -> str:
 
 
 def _workflow(dataset_dir, tmp_path, config_file=("train.json",), **overrides) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in config_file],
-        workflow_type="train",
-        bundle_root=str(BUNDLE),
-        dataset_dir=str(dataset_dir),
-        ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"),
-        num_workers=0,
-        **overrides,
-    )
-    workflow.initialize()
-    return workflow
+    return bundle_workflow("gradicon_brain", config_file, tmp_path, dataset_dir=dataset_dir, **overrides)
 
 
 def test_training_defaults_are_the_papers():

@@ -12,26 +12,14 @@ from monai.bundle import ConfigWorkflow
 from monai_ext.losses import GradientSmoothnessLoss
 from monai_ext.networks import GSMorphUNet
 
-from helpers import BUNDLES, bundle_config
+from helpers import BUNDLES, bundle_config, bundle_workflow
 
 BUNDLE = BUNDLES / "gsmorph_cardiac"
 CONFIGS = BUNDLE / "configs"
 
 
 def _train_workflow(acdc_dataset, tmp_path, config_file="train.json", **overrides) -> ConfigWorkflow:
-    files = [str(CONFIGS / f) for f in ([config_file] if isinstance(config_file, str) else config_file)]
-    workflow = ConfigWorkflow(
-        config_file=files,
-        workflow_type="train",
-        bundle_root=str(BUNDLE),
-        dataset_dir=str(acdc_dataset / "data"),
-        ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"),
-        num_workers=0,
-        **overrides,
-    )
-    workflow.initialize()
-    return workflow
+    return bundle_workflow("gsmorph_cardiac", config_file, tmp_path, dataset_dir=acdc_dataset / "data", **overrides)
 
 
 def test_training_defaults_are_the_papers(acdc_dataset, tmp_path):

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
 
 from monai_ext.inferers import InstanceOptimizationInferer, NetworkGridInferer
 from monai_ext.losses import GradICONLoss, LNCCLoss
 from monai_ext.networks import unigradicon_network
 
-from helpers import BUNDLES, bundle_config
+from helpers import BUNDLES, bundle_config, bundle_workflow
 
 BUNDLE = BUNDLES / "unigradicon_io"
 CONFIGS = BUNDLE / "configs"
@@ -52,15 +51,9 @@ def test_fine_tuning_starts_from_the_official_weights(tmp_path):
     for p in official.parameters():
         p.data.normal_(0.0, 0.1)
     torch.save(official.state_dict(), tmp_path / "Step_2_final.trch")
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"),
-        workflow_type="train",
-        bundle_root=str(BUNDLE),
-        ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"),
-        pretrained_weights=str(tmp_path / "Step_2_final.trch"),
+    workflow = bundle_workflow(
+        "unigradicon_io", "train.json", tmp_path, pretrained_weights=tmp_path / "Step_2_final.trch"
     )
-    workflow.initialize()
     network = workflow.parser.get_parsed_content("network")
     for key, value in official.state_dict().items():
         assert torch.equal(network.state_dict()[key], value), key
@@ -108,19 +101,15 @@ def test_inference_io_mode_selects_the_inferer(io_mode, rule):
 
 
 def test_multi_gpu_overlay_shards_the_data(lumir_dataset, tmp_path, single_process_group):
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")],
-        workflow_type="train",
-        bundle_root=str(BUNDLE),
-        dataset_dir=str(lumir_dataset / "data"),
-        ckpt_dir=str(tmp_path / "models"),
-        output_dir=str(tmp_path / "out"),
-        num_workers=0,
+    workflow = bundle_workflow(
+        "unigradicon_io",
+        ["train.json", "multi_gpu_train.json"],
+        tmp_path,
+        dataset_dir=lumir_dataset / "data",
         image_size=[66, 66, 66],
         batch_size=1,
         pairs_per_epoch=3,
     )
-    workflow.initialize()
     loader = workflow.parser.get_parsed_content("train#dataloader")
     assert type(loader.sampler).__name__ == "DistributedSampler"
     assert type(workflow.parser.get_parsed_content("validate#dataloader").sampler).__name__ == "DistributedSampler"

@@ -437,7 +437,7 @@ def main() -> None:
         net = build_feature_network(
             "unet", spatial_dims=3, feature_channels=args.feature_channels, channels=tuple(args.channels), scales=SCALES
         ).to(device)
-        net.load_state_dict(torch.load(args.load_net, map_location=device))
+        net.load_state_dict(torch.load(args.load_net, map_location=device, weights_only=True))
         net, losses, train_seconds = net.eval(), [], 0.0
     else:
         net, losses, train_seconds = train(args, train_subjects, device)

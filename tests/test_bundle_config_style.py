@@ -1,5 +1,6 @@
 """Bundle configs read like the model zoo's: logic lives in ``monai_ext`` (named with ``_target_``), not
-in ``$`` expressions. Checked on every run config (``metadata.json`` holds prose and is left out)."""
+in ``$`` expressions, and no line is longer than 120 characters. Checked on every config file; the one
+exception is ``metadata.json``'s ``schema``, the URL of MONAI's metadata schema."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from helpers import BUNDLES
 
-CONFIGS = sorted(p for p in BUNDLES.glob("*/configs/*.json") if p.name != "metadata.json")
+CONFIGS = sorted(BUNDLES.glob("*/configs/*.json"))
 
 
 def _strings(value):
@@ -27,7 +28,8 @@ def _strings(value):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_config_is_declarative(path):
-    long_lines = [n for n, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
+    lines = enumerate(path.read_text().splitlines(), 1)
+    long_lines = [n for n, line in lines if len(line) > 120 and not line.lstrip().startswith('"schema": ')]
     assert not long_lines, f"{path}: lines longer than 120 characters: {long_lines}"
     expressions = [text for text in _strings(json.loads(path.read_text())) if text.startswith("$")]
     for text in expressions:

@@ -11,15 +11,13 @@ import torch
 from monai.transforms import EnsureChannelFirst, LoadImage, ResampleToMatch
 from monai.utils import convert_to_tensor
 
-from monai_ext.inferers import InstanceOptimizationInferer, NetworkGridInferer
-from monai_ext.inferers.registration_inferer import IO_SURGERY
+from monai_ext.inferers import NetworkGridInferer, registration_inferer
 from monai_ext.io.displacement_field import write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.losses import GradICONLoss, LNCCLoss
 from monai_ext.metrics.segmentation import dice_per_label
 from monai_ext.objectives import InverseConsistentObjective
 from monai_ext.spatial import fixed_to_moving_matrix, sample_moving
-from monai_ext.surgery import GradientSurgery
 from monai_ext.transforms import CheckPaird, modality_intensity_transform
 
 __all__ = ["read_pair", "make_inferer", "write_outputs", "IO_SETTINGS"]
@@ -154,26 +152,24 @@ def read_pair(sources: dict[str, Path], fixed_modality: str, moving_modality: st
 def make_inferer(
     io_mode: str, steps: int, batchnorm: str, size: Sequence[int], seed: int, progress: bool
 ) -> NetworkGridInferer:
-    """``NetworkGridInferer`` for direct inference, else IO with the paper's settings (§2.3, §3.2)."""
-    if io_mode == "none" or steps == 0:
-        return NetworkGridInferer(spatial_size=size)
+    """``NetworkGridInferer`` for direct inference, else IO with the paper's settings (§2.3, §3.2),
+    its random parts (GradICON's sample points, the projected mode's draws) seeded by ``seed``."""
     objective = InverseConsistentObjective(
         LNCCLoss(sigma=LNCC_SIGMA),
         # uniGradICON's GradientICONSparse: every second voxel, randomly perturbed sample points
         GradICONLoss(sampling="sparse", generator=torch.Generator().manual_seed(seed)),
     )
-    surgery = GradientSurgery.from_mode(
-        IO_SURGERY[io_mode], weight=GRADICON_LAMBDA, generator=torch.Generator().manual_seed(seed + 1)
-    )
-    return InstanceOptimizationInferer(
+    return registration_inferer(
         objective,
+        io_mode=io_mode,
         steps=steps,
+        spatial_size=size,
         optimizer=IO_OPTIMIZER,
         learning_rate=IO_LEARNING_RATE,
         weight_decay=IO_WEIGHT_DECAY,
-        surgery=surgery,
+        regularization_weight=GRADICON_LAMBDA,
         batchnorm=batchnorm,
-        spatial_size=size,
+        generator=torch.Generator().manual_seed(seed + 1),
         progress=progress,
     )
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from monai.utils import look_up_option
 
 from monai_ext.inferers.instance_optimization import InstanceOptimizationInferer
 from monai_ext.inferers.network_grid_inferer import NetworkGridInferer
+from monai_ext.surgery import GradientSurgery
 
 __all__ = ["IO_MODES", "IO_SURGERY", "registration_inferer", "io_method_name"]
 
@@ -28,12 +30,14 @@ def registration_inferer(
     weight_decay: float = 0.0,
     regularization_weight: float = 1.5,
     batchnorm: str = "eval",
+    generator: torch.Generator | None = None,
+    progress: bool = True,
 ) -> NetworkGridInferer:
     """A :class:`NetworkGridInferer` for ``io_mode="none"`` or ``steps == 0``; else an
     :class:`InstanceOptimizationInferer` taking ``steps`` optimiser steps on ``objective`` per pair,
-    the two loss terms combined as ``IO_SURGERY[io_mode]`` says. The other arguments are the
-    inferer's (GradICON §4.2: Adam, lr 2e-5; io_gradient_projection.md §3.2: AMSGrad, lr 2e-5,
-    weight decay 1e-3)."""
+    the two loss terms combined as ``IO_SURGERY[io_mode]`` says (``generator`` draws the gradient
+    the projected mode projects). The other arguments are the inferer's (GradICON §4.2: Adam,
+    lr 2e-5; io_gradient_projection.md §3.2: AMSGrad, lr 2e-5, weight decay 1e-3)."""
     io_mode = look_up_option(io_mode, IO_MODES)
     if io_mode == "none" or int(steps) == 0:
         return NetworkGridInferer(spatial_size=spatial_size)
@@ -45,10 +49,10 @@ def registration_inferer(
         optimizer=optimizer,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
-        surgery=IO_SURGERY[io_mode],
-        regularization_weight=regularization_weight,
+        surgery=GradientSurgery.from_mode(IO_SURGERY[io_mode], weight=regularization_weight, generator=generator),
         batchnorm=batchnorm,
         spatial_size=spatial_size,
+        progress=progress,
     )
 
 

@@ -57,6 +57,17 @@ def bundle_log(*args: str) -> str:
     return result.stdout + result.stderr
 
 
+def inference_args(bundle: str, ckpt_path: Path, output_dir: Path, **options) -> list[str]:
+    """``monai.bundle`` arguments that run ``bundles/<bundle>/configs/inference.json`` with the
+    weights ``ckpt_path``, writing to ``output_dir`` (no loader workers), plus ``options``."""
+    configs = BUNDLES / bundle / "configs"
+    return [
+        "run",
+        *cli(config_file=configs / "inference.json", bundle_root=BUNDLES / bundle, ckpt_path=ckpt_path),
+        *cli(output_dir=output_dir, num_workers=0, **options),
+    ]
+
+
 def config_list(bundle: str, *names: str) -> str:
     """The ``--config_file`` argument that stacks ``names`` of ``bundles/<bundle>/configs``:
     ``"['a.json','b.json']"``."""

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -84,14 +84,7 @@ def resampled_pair(oasis_dataset, oasis):
 def _infer(oasis, files, out, *extra, iterations=[3, 3, 3]):
     root, _, _ = oasis
     log = bundle_log(
-        "run",
-        *cli(
-            config_file=CONFIGS / "inference.json",
-            bundle_root=BUNDLE,
-            ckpt_path=root / "models" / "model.pt",
-            output_dir=out,
-            num_workers=0,
-        ),
+        *inference_args("dio_brain", root / "models" / "model.pt", out),
         *TINY_NET_ARGS,
         *cli(
             iterations=iterations,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -103,13 +103,10 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
     moving = (data / pair["moving_image"]).resolve()
     out, submission = tmp_path / "out", tmp_path / "submission"
     bundle_log(
-        "run",
-        *cli(
-            config_file=CONFIGS / "inference.json",
-            bundle_root=BUNDLE,
-            ckpt_path=root / "models" / "model.pt",
-            output_dir=out,
-            num_workers=0,
+        *inference_args(
+            "gradicon_brain",
+            root / "models" / "model.pt",
+            out,
             image_size=SIZE,
             fixed=fixed,
             moving=moving,

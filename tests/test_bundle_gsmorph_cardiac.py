@@ -16,7 +16,16 @@ from monai.bundle import ConfigWorkflow
 
 from data_prep import make_synthetic_acdc, prepare_acdc
 
-from helpers import BUNDLES, REPO, assert_dice_row_matches_labels, cli, config_list, read_rows, run_bundle
+from helpers import (
+    BUNDLES,
+    REPO,
+    assert_dice_row_matches_labels,
+    cli,
+    config_list,
+    inference_args,
+    read_rows,
+    run_bundle,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -139,13 +148,10 @@ def test_inference_on_one_pair_of_another_size_and_spacing(acdc_dataset, trained
     nib.save(nib.Nifti1Image(resampled[0].numpy(), fixed_affine), tmp_path / "fixed.nii.gz")
     out = tmp_path / "out"
     run_bundle(
-        "run",
-        *cli(
-            config_file=CONFIGS / "inference.json",
-            bundle_root=BUNDLE,
-            ckpt_path=root / "models" / "model.pt",
-            output_dir=out,
-            num_workers=0,
+        *inference_args(
+            "gsmorph_cardiac",
+            root / "models" / "model.pt",
+            out,
             fixed=tmp_path / "fixed.nii.gz",
             moving=data / entry["moving_image"],
         ),
@@ -162,13 +168,10 @@ def test_inference_rejects_a_volume_with_a_clear_error(trained, tmp_path):
     root, _, _ = trained
     nib.save(nib.Nifti1Image(np.random.rand(16, 16, 4).astype(np.float32), np.eye(4)), tmp_path / "vol.nii.gz")
     result = run_bundle(
-        "run",
-        *cli(
-            config_file=CONFIGS / "inference.json",
-            bundle_root=BUNDLE,
-            ckpt_path=root / "models" / "model.pt",
-            num_workers=0,
-            output_dir=tmp_path / "out",
+        *inference_args(
+            "gsmorph_cardiac",
+            root / "models" / "model.pt",
+            tmp_path / "out",
             fixed=tmp_path / "vol.nii.gz",
             moving=tmp_path / "vol.nii.gz",
         ),

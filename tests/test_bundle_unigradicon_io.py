@@ -12,7 +12,7 @@ import torch
 
 from monai_ext.networks import unigradicon_network
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, read_rows
+from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
 
 pytestmark = pytest.mark.slow
 
@@ -118,13 +118,10 @@ def _infer(lumir_dataset, weights, tmp_path, checkpoint, io_mode):
     fixed, moving = (data / pair[k] for k in ("fixed_image", "moving_image"))
     out, submission = tmp_path / io_mode / checkpoint / "out", tmp_path / io_mode / checkpoint / "submission"
     bundle_log(
-        "run",
-        *cli(
-            config_file=CONFIGS / "inference.json",
-            bundle_root=BUNDLE,
-            ckpt_path=weights / checkpoint,
-            output_dir=out,
-            num_workers=0,
+        *inference_args(
+            "unigradicon_io",
+            weights / checkpoint,
+            out,
             image_size=SIZE,
             fixed=fixed,
             moving=moving,

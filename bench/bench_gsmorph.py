@@ -6,7 +6,7 @@ Measures, in one run on one machine:
   ``(sim + lambda * reg).backward()`` (what VoxelMorph does), same network, batch and optimiser;
 - the time to register one 128x128 pair (network forward + warp, batch 1, eval mode, no grad).
 
-Usage: python bench/bench_gsmorph.py [--batch_size 32] [--steps 10] [--device cpu]
+Usage: python bench/bench_gsmorph.py [--batch_size 32] [--steps 10] [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import time
 
 import torch
-from machine import describe_machine, synchronize
+from machine import describe_machine, parse_device_arguments, synchronize
 
 from monai_ext.engines import GradientSurgeryTrainer
 from monai_ext.losses import GradientSmoothnessLoss
@@ -99,9 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args, device = parse_device_arguments(parser)
     batch = _batch(args.batch_size, 128, device)
     plain = time_plain_step(batch, args.steps, device)
     print(f"machine: {describe_machine(device)}")

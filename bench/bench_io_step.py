@@ -6,7 +6,7 @@ gradients, the combination, the AMSGrad step) for
 - ``vanilla (two gradients)``: the same sum built from two separate gradients;
 - ``projected``: two gradients, projected when they conflict (rule ``random``, io_gradient_projection §2.4).
 
-Usage: python bench/bench_io_step.py [--size 96] [--steps 3] [--device cpu]
+Usage: python bench/bench_io_step.py [--size 96] [--steps 3] [--threads 1] [--device cpu]
 (the paper's grid is 175^3; on a CPU a smaller grid keeps the run short, the ratios are what matters).
 """
 
@@ -16,7 +16,7 @@ import argparse
 import time
 
 import torch
-from machine import describe_machine
+from machine import describe_machine, parse_device_arguments, synchronize
 
 from monai_ext.inferers import InstanceOptimizationInferer
 from monai_ext.losses import GradICONLoss, LNCCLoss
@@ -44,12 +44,10 @@ def time_mode(net, pair, steps: int, surgery: str, fused: bool, device: torch.de
         fuse_weighted_sum=fused,
     )
     inferer(pair, net)  # warm-up (and first-call allocations)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     inferer(pair, net)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -57,9 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args, device = parse_device_arguments(parser)
     torch.manual_seed(0)
     net = unigradicon_network(input_shape=None).to(device).eval()
     pair = torch.rand(1, 2, args.size, args.size, args.size, device=device)

@@ -62,3 +62,13 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         "threads slower; raise it on an idle multi-core machine; 0: torch's default)",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.device]:
+    """Add ``--threads`` / ``--device`` to ``parser``, parse the command line, apply ``--threads``
+    and return the arguments and the device."""
+    add_device_arguments(parser)
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return args, torch.device(args.device)

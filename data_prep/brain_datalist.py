@@ -43,6 +43,7 @@ __all__ = [
     "entry_path",
     "subject_id",
     "subject_number",
+    "sibling_file",
     "inspect_volume",
     "inspect_volumes",
     "check_same_grid",
@@ -69,6 +70,17 @@ _SUBJECT = re.compile(r"^(?P<subject>.+?_(?P<number>\d+))_(?P<channel>\d{4})$")
 # --------------------------------------------------------------------------------------------
 # dataset JSON
 # --------------------------------------------------------------------------------------------
+
+
+def sibling_file(image: Path, kind: str) -> Path | None:
+    """The ``kind`` file of an image in the nnU-Net-style layout the brain releases use:
+    ``labelsVal/x.nii.gz`` for ``imagesVal/x.nii.gz`` with ``kind="labels"`` (as the official
+    evaluations find them), or None when there is none."""
+    folder = image.parent.name
+    if "images" not in folder:
+        return None
+    candidate = image.parent.parent / folder.replace("images", kind, 1) / image.name
+    return candidate if candidate.is_file() else None
 
 
 def read_dataset_json(path: str | Path, required: Sequence[str] = ()) -> dict[str, Any]:

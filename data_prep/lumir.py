@@ -60,6 +60,7 @@ from data_prep.brain_datalist import (
     pair_entry,
     random_pairs,
     read_dataset_json,
+    sibling_file,
     subject_id,
     subject_number,
 )
@@ -102,10 +103,10 @@ class LumirPair:
 
     def __init__(self, fixed: Path, moving: Path) -> None:
         self.fixed, self.moving = fixed, moving
-        self.fixed_label = _annotation(fixed, "labels")
-        self.moving_label = _annotation(moving, "labels")
-        self.fixed_landmarks = _annotation(fixed, "landmarks")
-        self.moving_landmarks = _annotation(moving, "landmarks")
+        self.fixed_label = sibling_file(fixed, "labels")
+        self.moving_label = sibling_file(moving, "labels")
+        self.fixed_landmarks = sibling_file(fixed, "landmarks")
+        self.moving_landmarks = sibling_file(moving, "landmarks")
 
     @property
     def labelled(self) -> bool:
@@ -114,15 +115,6 @@ class LumirPair:
     @property
     def has_landmarks(self) -> bool:
         return self.fixed_landmarks is not None and self.moving_landmarks is not None
-
-
-def _annotation(image: Path, kind: str) -> Path | None:
-    """``labelsVal/x.nii.gz`` for ``imagesVal/x.nii.gz`` (as the official evaluation finds them)."""
-    folder = image.parent.name
-    if "images" not in folder:
-        return None
-    candidate = image.parent.parent / folder.replace("images", kind, 1) / image.name
-    return candidate if candidate.is_file() else None
 
 
 def _locate(root: str | Path, dataset_json: str | Path | None) -> tuple[Path, Path]:

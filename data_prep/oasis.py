@@ -72,6 +72,7 @@ from data_prep.brain_datalist import (
     pair_entry,
     random_pairs,
     read_dataset_json,
+    sibling_file,
     subject_id,
     subject_number,
 )
@@ -221,15 +222,6 @@ def detect_oasis_layout(root: str | Path, dataset_json: str | Path | None = None
     return "neurite"
 
 
-def _derived(image: Path, kind: str) -> Path | None:
-    """``labelsTr/x.nii.gz`` for ``imagesTr/x.nii.gz``, when it exists."""
-    folder = image.parent.name
-    if "images" not in folder:
-        return None
-    candidate = image.parent.parent / folder.replace("images", kind, 1) / image.name
-    return candidate if candidate.is_file() else None
-
-
 def read_learn2reg_oasis(
     root: str | Path, dataset_json: str | Path | None = None
 ) -> tuple[Path, list[OasisSubject], dict[str, list[tuple[str, str]]], dict[str, OasisSubject]]:
@@ -289,7 +281,9 @@ def read_learn2reg_oasis(
                 image = entry_path(root, entry[role], json_path, f"'{key}'[{i}].{role}")
                 name = subject_id(image)
                 if name not in subjects:
-                    subjects[name] = OasisSubject(name, image, _derived(image, "labels"), _derived(image, "masks"))
+                    subjects[name] = OasisSubject(
+                        name, image, sibling_file(image, "labels"), sibling_file(image, "masks")
+                    )
                 elif subjects[name].image.resolve() != image.resolve():
                     raise ValueError(
                         f"{json_path}: '{key}'[{i}].{role} {image} and {subjects[name].image} are both subject {name}"
@@ -512,6 +506,7 @@ def prepare_oasis(
     out: str | Path,
     layout: str = "auto",
     variant: str = "seg35",
+    dataset_json: str | Path | None = None,
     num_pairs: int | None = None,
     seed: int = 0,
     num_val: int = 20,
@@ -519,7 +514,6 @@ def prepare_oasis(
     absolute_paths: bool = False,
     check_data: bool = True,
     num_workers: int = 4,
-    dataset_json: str | Path | None = None,
 ) -> Path:
     """Check an OASIS release and write ``OUT/datalist.json``; return its path.
 
@@ -529,6 +523,7 @@ def prepare_oasis(
         out: output folder (only ``datalist.json`` is written).
         layout: ``auto``, ``learn2reg`` or ``neurite``.
         variant: neurite-OASIS only: ``seg35`` (default), ``seg4`` or ``seg24`` (2-D slices).
+        dataset_json: Learn2Reg only: the JSON when it is not ``ROOT/OASIS_dataset.json``.
         num_pairs: random training pairs to list (default: as many as training subjects).
         seed: seed of the training pairs.
         num_val: neurite-OASIS only: the last ``num_val`` subjects give the validation pairs
@@ -540,7 +535,6 @@ def prepare_oasis(
         check_data: read every volume (NaN, label values in the expected set, binary masks);
             ``False`` checks headers only.
         num_workers: files read at a time.
-        dataset_json: Learn2Reg only: the JSON when it is not ``ROOT/OASIS_dataset.json``.
 
     Each pair entry holds ``fixed_image``, ``moving_image``, ``fixed_label``, ``moving_label``
     (and ``fixed_mask`` / ``moving_mask`` where every subject of the split has a mask) plus

@@ -264,11 +264,12 @@ def _codes(count: int, rng: np.random.Generator) -> list[str]:
 def make_synthetic_mnms(
     out: str | Path,
     num_subjects: int = 10,
+    num_unlabelled: int = 1,
+    *,
     size: int | str | Sequence[int] = (144, 160),
     slices: int = 5,
     frames: int = 10,
     seed: int = 0,
-    num_unlabelled: int = 1,
 ) -> Path:
     """Write a synthetic M&Ms (2020) in the distributed layout under ``out``; return ``out``.
 

@@ -68,6 +68,37 @@ def inference_args(bundle: str, ckpt_path: Path, output_dir: Path, **options) ->
     ]
 
 
+def training_args(bundle: str, dataset_dir: Path, root: Path, **options) -> list[str]:
+    """``monai.bundle`` options that point ``bundles/<bundle>`` at ``dataset_dir``, keep its
+    checkpoints in ``root/models``, load with no workers and log with the bundle's
+    ``logging.conf``, plus ``options``."""
+    configs = BUNDLES / bundle / "configs"
+    return cli(
+        bundle_root=BUNDLES / bundle,
+        dataset_dir=dataset_dir,
+        ckpt_dir=root / "models",
+        num_workers=0,
+        logging_file=configs / "logging.conf",
+        **options,
+    )
+
+
+def verify_bundle_network(bundle: str, **options) -> None:
+    """MONAI's ``verify_net_in_out`` on ``network_def`` of ``bundles/<bundle>/configs/inference.json``
+    with the bundle's ``metadata.json``, on the CPU; ``options`` override config values (``n``,
+    ``any``, network sizes)."""
+    from monai.bundle import verify_net_in_out
+
+    configs = BUNDLES / bundle / "configs"
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"),
+        device="cpu",
+        **options,
+    )
+
+
 def config_list(bundle: str, *names: str) -> str:
     """The ``--config_file`` argument that stacks ``names`` of ``bundles/<bundle>/configs``:
     ``"['a.json','b.json']"``."""
@@ -184,6 +215,39 @@ def rewrite_nifti(path: Path, change: Callable[[np.ndarray], np.ndarray], dtype=
     data = change(np.asanyarray(image.dataobj))
     nib.save(nib.Nifti1Image(data.astype(dtype or data.dtype), image.affine), path)
     return path
+
+
+def remove_file(path: Path) -> Path:
+    """Delete ``path`` and return it (a bad-input mutation: the named file is missing)."""
+    path.unlink()
+    return path
+
+
+def with_nan(array: np.ndarray, index: tuple[int, ...] = (2, 3, 4)) -> np.ndarray:
+    """A float32 copy of ``array`` with NaN at ``index`` (for :func:`rewrite_nifti`)."""
+    array = array.astype(np.float32)
+    array[index] = np.nan
+    return array
+
+
+def dataset_json_errors(json_name: str, required_key: str, entry: tuple[str, int, str]) -> dict[str, tuple]:
+    """The bad inputs of a dataset JSON, as ``(error, mutate, message)`` for
+    :func:`assert_bad_input_is_named`: ``json_name`` missing, ``required_key`` missing from it,
+    and entry ``entry = (key, index, field)`` without its ``field`` path."""
+    key, index, field = entry
+    return {
+        "missing JSON": (FileNotFoundError, lambda r: remove_file(r / json_name), "dataset JSON not found"),
+        f"JSON without {required_key}": (
+            ValueError,
+            lambda r: edit_json(r / json_name, lambda d: d.pop(required_key)),
+            rf"missing key\(s\) \['{required_key}'\]",
+        ),
+        f"{key} entry without {field}": (
+            ValueError,
+            lambda r: edit_json(r / json_name, lambda d: d[key][index].pop(field)),
+            rf"'{key}'\[{index}\] has no '{field}' path",
+        ),
+    }
 
 
 def assert_bad_input_is_named(prepare: Callable, release: Path, tmp_path: Path, bad_input: tuple, **kwargs) -> None:

@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
+from helpers import (
+    BUNDLES,
+    assert_dice_row_matches_labels,
+    bundle_log,
+    cli,
+    config_list,
+    inference_args,
+    read_rows,
+    training_args,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +41,7 @@ MOVING_SPACING = (1.4, 1.2, 1.6)  # mm; the synthetic OASIS volumes are 1 mm iso
 def oasis(oasis_dataset, tmp_path_factory):
     """One training iteration (validated) on the synthetic Learn2Reg OASIS."""
     root = tmp_path_factory.mktemp("dio")
-    common = [
-        *cli(
-            bundle_root=BUNDLE,
-            dataset_dir=oasis_dataset / "data",
-            ckpt_dir=root / "models",
-            num_workers=0,
-            logging_file=CONFIGS / "logging.conf",
-        ),
-        *TINY,
-    ]
+    common = [*training_args("dio_brain", oasis_dataset / "data", root), *TINY]
     log = bundle_log(
         "run",
         *cli(config_file=CONFIGS / "train.json"),

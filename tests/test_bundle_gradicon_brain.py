@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
+from helpers import (
+    BUNDLES,
+    assert_dice_row_matches_labels,
+    bundle_log,
+    cli,
+    config_list,
+    inference_args,
+    read_rows,
+    training_args,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +37,7 @@ STAGE1_OFFSET = 0.01  # added to every Stage1 weight before Stage2, so that Stag
 def lumir(lumir_dataset, tmp_path_factory):
     """Stage1 (1 iteration, validated) -> its weights shifted -> Stage2 from Stage1 (1 iteration)."""
     root = tmp_path_factory.mktemp("gradicon")
-    common = cli(
-        bundle_root=BUNDLE,
-        dataset_dir=lumir_dataset / "data",
-        ckpt_dir=root / "models",
-        num_workers=0,
-        image_size=SIZE,
-        logging_file=CONFIGS / "logging.conf",
-    )
+    common = training_args("gradicon_brain", lumir_dataset / "data", root, image_size=SIZE)
     shorten = cli(batch_size=1, num_epochs=1, iterations_per_epoch=1)
     stage1_run = ["run", "--config_file", config_list("gradicon_brain", "train.json"), *common, *shorten]
     log1 = bundle_log(*stage1_run, *cli(output_dir=root / "stage1", val_interval=1))

@@ -25,6 +25,7 @@ from helpers import (
     inference_args,
     read_rows,
     run_bundle,
+    training_args,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,18 +39,12 @@ LABEL_NAMES = {1: "LV", 2: "Myo", 3: "RV"}
 def trained(acdc_dataset, tmp_path_factory):
     """One training epoch (batch 4, validated) of the synthetic ACDC."""
     root = tmp_path_factory.mktemp("gsmorph")
-    common = cli(
-        bundle_root=BUNDLE,
-        dataset_dir=acdc_dataset / "data",
-        ckpt_dir=root / "models",
-        num_workers=0,
-        batch_size=4,
-    )
+    common = training_args("gsmorph_cardiac", acdc_dataset / "data", root, batch_size=4)
     log = run_bundle(
         "run",
         *cli(config_file=CONFIGS / "train.json"),
         *common,
-        *cli(output_dir=root / "train", num_epochs=1, val_interval=1, logging_file=CONFIGS / "logging.conf"),
+        *cli(output_dir=root / "train", num_epochs=1, val_interval=1),
     )
     return root, common, log.stdout + log.stderr
 

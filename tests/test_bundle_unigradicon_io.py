@@ -12,7 +12,16 @@ import torch
 
 from monai_ext.networks import unigradicon_network
 
-from helpers import BUNDLES, assert_dice_row_matches_labels, bundle_log, cli, config_list, inference_args, read_rows
+from helpers import (
+    BUNDLES,
+    assert_dice_row_matches_labels,
+    bundle_log,
+    cli,
+    config_list,
+    inference_args,
+    read_rows,
+    training_args,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +49,14 @@ def test_fine_tuning_from_official_weights(lumir_dataset, weights):
     root = weights
     bundle_log(
         "run",
-        *cli(
-            config_file=CONFIGS / "train.json",
-            bundle_root=BUNDLE,
-            dataset_dir=lumir_dataset / "data",
-            ckpt_dir=root / "models",
+        *cli(config_file=CONFIGS / "train.json"),
+        *training_args(
+            "unigradicon_io",
+            lumir_dataset / "data",
+            root,
             output_dir=root / "train",
             pretrained_weights=root / "Step_2_final.trch",
             image_size=SIZE,
-            num_workers=0,
             batch_size=1,
             pairs_per_epoch=1,
             num_epochs=1,

@@ -15,7 +15,7 @@ from monai_ext.networks import DIORegistration, dio_lku
 from monai_ext.objectives import DIOObjective
 from monai_ext.spatial import warp_image
 
-from helpers import BUNDLES, bundle_config, bundle_workflow, dice_by_hand
+from helpers import BUNDLES, bundle_config, bundle_workflow, dice_by_hand, verify_bundle_network
 
 BUNDLE = BUNDLES / "dio_brain"
 CONFIGS = BUNDLE / "configs"
@@ -97,18 +97,8 @@ def test_multi_gpu_overlay_shards_the_data(oasis_dataset, tmp_path, single_proce
 
 
 def test_verify_net_in_out():
-    from monai.bundle import verify_net_in_out
-
     # ceil(16 / 4) = 4 voxels at the coarsest level
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        device="cpu",
-        any=16,
-        iterations=[2, 2, 2],
-        **TINY_NET,
-    )
+    verify_bundle_network("dio_brain", any=16, iterations=[2, 2, 2], **TINY_NET)
 
 
 def test_intensity_baseline_runs_without_a_checkpoint(tmp_path):

@@ -12,7 +12,7 @@ from monai.bundle import ConfigWorkflow
 from monai_ext.losses import GradientSmoothnessLoss
 from monai_ext.networks import GSMorphUNet
 
-from helpers import BUNDLES, bundle_config, bundle_workflow
+from helpers import BUNDLES, bundle_config, bundle_workflow, verify_bundle_network
 
 BUNDLE = BUNDLES / "gsmorph_cardiac"
 CONFIGS = BUNDLE / "configs"
@@ -92,16 +92,9 @@ def test_multi_gpu_overlay_shards_the_data(acdc_dataset, tmp_path, single_proces
 
 
 def test_verify_net_in_out_and_ckpt_export(tmp_path):
-    from monai.bundle import ckpt_export, verify_net_in_out
+    from monai.bundle import ckpt_export
 
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        device="cpu",
-        n=4,
-        any=1,
-    )
+    verify_bundle_network("gsmorph_cardiac", n=4, any=1)
     torch.manual_seed(0)
     network = bundle_config("gsmorph_cardiac", "inference.json").get_parsed_content("network_def")
     torch.save(network.state_dict(), tmp_path / "model.pt")

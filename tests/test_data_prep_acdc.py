@@ -15,7 +15,7 @@ from scipy import ndimage
 from data_prep.acdc import prepare_acdc
 from data_prep.synthetic import make_synthetic_acdc
 
-from helpers import cli, rewrite_nifti, run_module
+from helpers import cli, remove_file, rewrite_nifti, run_module
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE, SLICES, FRAMES, NUM = (64, 72), 4, 8, 5
@@ -32,9 +32,8 @@ def raw(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def out(raw, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("acdc_out")
-    prepare_acdc(raw, folder)
-    return folder
+    """The converted dataset's folder (the parent of the datalist ``prepare_acdc`` returns)."""
+    return prepare_acdc(raw, tmp_path_factory.mktemp("acdc_out")).parent
 
 
 def _info(folder):
@@ -209,15 +208,10 @@ def _size_mismatch(folder):
     return _frame_path(folder, "ES")
 
 
-def _unlink(path):
-    path.unlink()
-    return path
-
-
 BAD_INPUTS = {
-    "missing Info.cfg": (FileNotFoundError, lambda f: _unlink(f / "Info.cfg"), r"Info.cfg not found"),
+    "missing Info.cfg": (FileNotFoundError, lambda f: remove_file(f / "Info.cfg"), r"Info.cfg not found"),
     "Info.cfg without ED": (ValueError, _drop_ed_line, r"no 'ED:' line"),
-    "missing frame file": (FileNotFoundError, lambda f: _unlink(_frame_path(f, "ES")), r"file not found"),
+    "missing frame file": (FileNotFoundError, lambda f: remove_file(_frame_path(f, "ES")), r"file not found"),
     "frame without labels": (
         ValueError,
         lambda f: (rewrite_nifti(_frame_path(f, "ED", True), np.zeros_like), _frame_path(f, "ED", True))[1],

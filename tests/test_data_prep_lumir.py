@@ -16,7 +16,15 @@ from data_prep.brain_datalist import random_pairs, subject_number
 from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, prepare_lumir
 from data_prep.synthetic_brain import LANDMARKS, make_synthetic_lumir
 
-from helpers import assert_bad_input_is_named, cli, edit_json, rewrite_nifti, run_module
+from helpers import (
+    assert_bad_input_is_named,
+    cli,
+    dataset_json_errors,
+    remove_file,
+    rewrite_nifti,
+    run_module,
+    with_nan,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TRAIN, NUM_VAL, SIZE = 6, 6, (24, 28, 26)
@@ -165,38 +173,17 @@ def test_monai_loads_the_datalist(datalist):
 # ------------------------------------------------------------------------------------------
 
 
-def _unlink(path):
-    path.unlink()
-    return path
-
-
-def _nan(a):
-    a = a.astype(np.float32)
-    a[3, 4, 5] = np.nan
-    return a
-
-
 BAD_INPUTS = {
-    "missing JSON": (FileNotFoundError, lambda r: _unlink(r / LUMIR_JSON), "dataset JSON not found"),
+    **dataset_json_errors(LUMIR_JSON, "validation", ("training", 2, "image")),
     "not JSON": (ValueError, lambda r: ((r / LUMIR_JSON).write_text("{oops"), r / LUMIR_JSON)[1], "not a valid JSON"),
-    "JSON without validation": (
-        ValueError,
-        lambda r: edit_json(r / LUMIR_JSON, lambda d: d.pop("validation")),
-        r"missing key\(s\) \['validation'\]",
-    ),
-    "training entry without image": (
-        ValueError,
-        lambda r: edit_json(r / LUMIR_JSON, lambda d: d["training"][2].pop("image")),
-        r"'training'\[2\] has no 'image' path",
-    ),
     "missing image file": (
         FileNotFoundError,
-        lambda r: _unlink(r / "imagesTr" / "LUMIRMRI_0003_0000.nii.gz"),
+        lambda r: remove_file(r / "imagesTr" / "LUMIRMRI_0003_0000.nii.gz"),
         r"file not found \(listed in .* as 'training'\[3\].image\)",
     ),
     "missing validation image": (
         FileNotFoundError,
-        lambda r: _unlink(r / "imagesVal" / "LUMIRMRI_0009_0000.nii.gz"),
+        lambda r: remove_file(r / "imagesVal" / "LUMIRMRI_0009_0000.nii.gz"),
         r"'validation'\[2\].moving",
     ),
     "4-D image": (
@@ -206,7 +193,7 @@ BAD_INPUTS = {
     ),
     "NaN image": (
         ValueError,
-        lambda r: rewrite_nifti(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", _nan),
+        lambda r: rewrite_nifti(r / "imagesVal" / "LUMIRMRI_0008_0000.nii.gz", with_nan),
         "image contains NaN",
     ),
     "intensity beyond 255": (

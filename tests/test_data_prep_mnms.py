@@ -36,9 +36,8 @@ def raw(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def out(raw, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mnms_out")
-    prepare_mnms(raw, folder)
-    return folder
+    """The converted dataset's folder (the parent of the datalist ``prepare_mnms`` returns)."""
+    return prepare_mnms(raw, tmp_path_factory.mktemp("mnms_out")).parent
 
 
 def _csv_rows(root):

@@ -27,7 +27,15 @@ from data_prep.oasis import (
 from data_prep.synthetic_brain import SEG35_TO_SEG24, brain_subject, make_synthetic_oasis
 from monai_ext.spatial import warp_image, warp_label
 
-from helpers import assert_bad_input_is_named, cli, edit_json, rewrite_nifti, run_module
+from helpers import (
+    assert_bad_input_is_named,
+    cli,
+    dataset_json_errors,
+    remove_file,
+    rewrite_nifti,
+    run_module,
+    with_nan,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NUM, NUM_VAL, NUM_TEST = 8, 3, 2
@@ -282,38 +290,17 @@ def test_neurite_variants_and_splits(neurite, tmp_path, variant, names, ndim):
 # ------------------------------------------------------------------------------------------
 
 
-def _unlink(path):
-    path.unlink()
-    return path
-
-
-def _nan(a):
-    a = a.astype(np.float32)
-    a[2, 3, 4] = np.nan
-    return a
-
-
 IMG, LAB, MSK = "imagesTr/OASIS_0003_0000.nii.gz", "labelsTr/OASIS_0003_0000.nii.gz", "masksTr/OASIS_0003_0000.nii.gz"
 BAD_INPUTS = {
-    "missing JSON": (FileNotFoundError, lambda r: _unlink(r / OASIS_JSON), "dataset JSON not found"),
-    "JSON without registration_val": (
-        ValueError,
-        lambda r: edit_json(r / OASIS_JSON, lambda d: d.pop("registration_val")),
-        r"missing key\(s\) \['registration_val'\]",
-    ),
-    "pair without moving": (
-        ValueError,
-        lambda r: edit_json(r / OASIS_JSON, lambda d: d["registration_val"][1].pop("moving")),
-        r"'registration_val'\[1\] has no 'moving' path",
-    ),
-    "missing label file": (FileNotFoundError, lambda r: _unlink(r / LAB), r"'training'\[2\].label"),
-    "missing image file": (FileNotFoundError, lambda r: _unlink(r / IMG), r"'training'\[2\].image"),
+    **dataset_json_errors(OASIS_JSON, "registration_val", ("registration_val", 1, "moving")),
+    "missing label file": (FileNotFoundError, lambda r: remove_file(r / LAB), r"'training'\[2\].label"),
+    "missing image file": (FileNotFoundError, lambda r: remove_file(r / IMG), r"'training'\[2\].image"),
     "2-D image": (
         ValueError,
         lambda r: rewrite_nifti(r / IMG, lambda a: a[:, :, 5]),
         r"expected a 3-D \(X, Y, Z\) volume",
     ),
-    "NaN image": (ValueError, lambda r: rewrite_nifti(r / IMG, _nan), "image contains NaN"),
+    "NaN image": (ValueError, lambda r: rewrite_nifti(r / IMG, with_nan), "image contains NaN"),
     "label outside 0..35": (
         ValueError,
         lambda r: rewrite_nifti(r / LAB, lambda a: np.where(a == 13, 40, a)),

@@ -232,16 +232,16 @@ def test_shape_and_length_mismatch_raise():
 
 
 def test_from_mode_presets():
-    expected = {
-        "gsmorph": ("layer", "similarity"),
-        "pcgrad": ("network", "similarity"),
-        "pcgrad_sum": ("network", "sum"),
-        "gs_agr": ("element", "agreement"),
-        "weighted_sum": ("layer", "weighted_sum"),
-        "random": ("network", "random"),
-    }
-    assert MODES == expected
-    for mode, (granularity, rule) in expected.items():
+    expected = [
+        ("gsmorph", "layer", "similarity"),
+        ("pcgrad", "network", "similarity"),
+        ("pcgrad_sum", "network", "sum"),
+        ("gs_agr", "element", "agreement"),
+        ("weighted_sum", "layer", "weighted_sum"),
+        ("random", "network", "random"),
+    ]
+    assert [(mode, *preset) for mode, preset in MODES.items()] == expected
+    for mode, granularity, rule in expected:
         surgery = GradientSurgery.from_mode(mode, weight=0.1)
         assert (surgery.granularity, surgery.rule, surgery.weight) == (granularity, rule, 0.1)
     assert GradientSurgery.from_mode("gsmorph", weight=0.1).loss_weight == 1.0

@@ -78,6 +78,8 @@ __all__ = [
 def register(
     fixed: str,
     moving: str,
+    fixed_label: str | None = None,
+    moving_label: str | None = None,
     weights: str | None = None,
     fixed_modality: str = "mri",
     moving_modality: str = "mri",
@@ -85,8 +87,6 @@ def register(
     io_mode: str = "projected",
     transform_out: str | None = None,
     warped_moving_out: str | None = None,
-    fixed_label: str | None = None,
-    moving_label: str | None = None,
     warped_label_out: str | None = None,
     device: str | None = None,
     seed: int = 0,
@@ -111,6 +111,8 @@ def register(
     Args:
         fixed: fixed image file (3-D, one channel; any format MONAI ``LoadImage`` reads).
         moving: moving image file (any size, spacing and orientation; resampled onto the fixed grid).
+        fixed_label: label map on the fixed grid; with ``moving_label``, Dice before / after is printed.
+        moving_label: label map of the moving image (its own grid); warped with nearest neighbour.
         weights: uniGradICON / multiGradICON weight file (the official ``Step_2_final.trch``, a state
             dict, released at ``OFFICIAL_WEIGHTS_URL``) or one saved from ``unigradicon_network()``.
             Required unless ``network`` is given or ``allow_random_weights`` is set.
@@ -126,8 +128,6 @@ def register(
             ITK / ANTs / Slicer resample the original moving image with it.
         warped_moving_out: the moving image (original intensities) warped onto the fixed grid,
             ``.nii`` / ``.nii.gz``, float32, trilinear, zero outside the moving image.
-        fixed_label: label map on the fixed grid; with ``moving_label``, Dice before / after is printed.
-        moving_label: label map of the moving image (its own grid); warped with nearest neighbour.
         warped_label_out: where to write the warped moving label (``.nii`` / ``.nii.gz``); needs ``moving_label``.
         device: ``"cuda"``, ``"cpu"``, ...; default: the device of ``network`` if given, else CUDA
             when available, else CPU.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from monai.engines import SupervisedTrainer
-from monai.engines.utils import IterationEvents, default_metric_cmp_fn
+from monai.engines.utils import IterationEvents
 from monai.engines.workflow import Workflow
-from monai.transforms import Transform
 from monai.utils import CommonKeys, convert_to_tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import Optimizer
@@ -97,9 +96,9 @@ class GradientSurgeryTrainer(SupervisedTrainer):
         regularization_weight: ``weight`` passed to ``GradientSurgery.from_mode`` when
             ``surgery`` is a string (the ``lambda`` of ``weighted_sum``); default 1. Must be left
             ``None`` when ``surgery`` is an object (set its ``weight`` instead).
-        epoch_length, non_blocking, iteration_update, postprocessing, key_train_metric,
-        additional_metrics, metric_cmp_fn, train_handlers, event_names, event_to_attr,
-        optim_set_to_none, to_kwargs, amp_kwargs: as ``monai.engines.SupervisedTrainer``.
+        kwargs: the other arguments of ``monai.engines.SupervisedTrainer`` (``epoch_length``,
+            ``train_handlers``, ``postprocessing``, ``key_train_metric``, ``to_kwargs``, ...), with
+            these meanings here:
         amp: mixed precision: the forward pass runs under ``torch.autocast(device.type,
             **amp_kwargs)``, both losses are scaled by a ``torch.amp.GradScaler`` (created in
             :meth:`run` for ``device.type``), the gradients are unscaled before surgery, and the
@@ -123,21 +122,7 @@ class GradientSurgeryTrainer(SupervisedTrainer):
         objective: Callable | None = None,
         fuse_weighted_sum: bool = False,
         regularization_weight: float | None = None,
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        iteration_update: Callable | None = None,
-        postprocessing: Transform | None = None,
-        key_train_metric: dict | None = None,
-        additional_metrics: dict | None = None,
-        metric_cmp_fn: Callable = default_metric_cmp_fn,
-        train_handlers: Sequence | None = None,
-        amp: bool = False,
-        event_names: list | None = None,
-        event_to_attr: dict | None = None,
-        decollate: bool = True,
-        optim_set_to_none: bool = False,
-        to_kwargs: dict | None = None,
-        amp_kwargs: dict | None = None,
+        **kwargs: Any,
     ) -> None:
         if isinstance(surgery, str):
             weight = 1.0 if regularization_weight is None else regularization_weight
@@ -156,29 +141,8 @@ class GradientSurgeryTrainer(SupervisedTrainer):
             objective = PairwiseObjective(similarity_loss, regularization_loss)
         elif similarity_loss is not None or regularization_loss is not None:
             raise ValueError("Give either an objective or similarity_loss / regularization_loss, not both.")
-        super().__init__(
-            device=torch.device(device) if isinstance(device, str) else device,
-            max_epochs=max_epochs,
-            train_data_loader=train_data_loader,
-            network=network,
-            optimizer=optimizer,
-            loss_function=objective,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            iteration_update=iteration_update,
-            postprocessing=postprocessing,
-            key_train_metric=key_train_metric,
-            additional_metrics=additional_metrics,
-            metric_cmp_fn=metric_cmp_fn,
-            train_handlers=train_handlers,
-            amp=amp,
-            event_names=event_names,
-            event_to_attr=event_to_attr,
-            decollate=decollate,
-            optim_set_to_none=optim_set_to_none,
-            to_kwargs=to_kwargs,
-            amp_kwargs=amp_kwargs,
-        )
+        # SupervisedTrainer's leading parameters, in its order
+        super().__init__(device, max_epochs, train_data_loader, network, optimizer, objective, **kwargs)
         self.objective = objective
         self.surgery = surgery
         self.fuse_weighted_sum = fuse_weighted_sum

@@ -56,7 +56,7 @@ class RegistrationEvaluator(SupervisedEvaluator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            device=torch.device(device) if isinstance(device, str) else device,
+            device=device,
             val_data_loader=val_data_loader,
             network=network,
             epoch_length=epoch_length,

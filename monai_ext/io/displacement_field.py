@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.utils import optional_import
+from monai.utils import convert_to_tensor, optional_import
 
 from monai_ext.io.atomic import atomic_write_path, full_suffix
-from monai_ext.spatial import ddf_to_world_displacement, world_displacement_to_ddf
+from monai_ext.spatial import check_ddf, ddf_to_world_displacement, world_displacement_to_ddf
 
 itk, _ = optional_import("itk")
 
@@ -119,18 +119,11 @@ def ras_affine_from_itk_geometry(origin: Any, spacing: Any, direction: Any) -> n
 
 
 def _check_ddf(ddf: Any, what: str) -> np.ndarray:
-    if isinstance(ddf, torch.Tensor):
-        ddf = ddf.detach().cpu().numpy()
-    ddf = np.asarray(ddf)
-    if ddf.ndim not in (3, 4) or ddf.shape[0] != ddf.ndim - 1:
-        raise ValueError(
-            f"{what}: ddf must have shape (ndim, *spatial) with ndim 2 or 3 (no batch axis), got shape {ddf.shape}."
-        )
-    if not np.issubdtype(ddf.dtype, np.floating):
-        raise ValueError(f"{what}: ddf must be floating point, got dtype {ddf.dtype}.")
-    if not np.all(np.isfinite(ddf)):
+    """One field ``(ndim, *spatial)`` (no batch axis) as a finite float numpy array; errors name ``what``."""
+    tensor = check_ddf(convert_to_tensor(ddf, track_meta=False)[None], name=f"{what}: ddf (batch axis added)")
+    if not torch.isfinite(tensor).all():
         raise ValueError(f"{what}: ddf contains NaN or infinite values.")
-    return ddf
+    return tensor[0].detach().cpu().numpy()
 
 
 def _field_image(world_xyz: np.ndarray, origin, spacing, direction, component_type: str):

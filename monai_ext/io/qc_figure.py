@@ -6,15 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.utils import convert_to_numpy
 
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.metrics.jacobian import jacobian_determinant
 
 __all__ = ["save_registration_figure"]
-
-
-def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
 
 
 def _central_slice(image: np.ndarray, ddf: np.ndarray | None = None):
@@ -49,7 +46,7 @@ def save_registration_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fixed, moving, warped, ddf = (_as_numpy(a) for a in (fixed, moving, warped, ddf))
+    fixed, moving, warped, ddf = (convert_to_numpy(a, dtype=np.float32) for a in (fixed, moving, warped, ddf))
     fixed, moving, warped = (a[0] if a.ndim == ddf.ndim else a for a in (fixed, moving, warped))
     det = jacobian_determinant(torch.as_tensor(ddf)[None])[0].numpy()
     fixed_2d, ddf_2d = _central_slice(fixed, ddf)

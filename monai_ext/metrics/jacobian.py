@@ -19,9 +19,13 @@ Every measure accepts an optional ``mask`` restricting it to a region: shape ``(
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from monai.utils import convert_to_tensor
+
+from monai_ext.spatial.ddf import check_ddf
 
 __all__ = [
     "jacobian_determinant",
@@ -32,15 +36,13 @@ __all__ = [
 ]
 
 
-def _check_ddf(ddf: torch.Tensor) -> torch.Tensor:
-    ddf = torch.as_tensor(ddf)
-    ndim = ddf.ndim - 2
-    if ndim not in (2, 3) or ddf.shape[1] != ndim:
-        raise ValueError(f"ddf must have shape (B, ndim, *spatial) with ndim 2 or 3, got {tuple(ddf.shape)}.")
+def _check_ddf(ddf: Any) -> torch.Tensor:
+    """A float DDF ``(B, ndim, *spatial)`` (``monai_ext.spatial.check_ddf``) with two or more voxels
+    per axis, which central differences need."""
+    ddf = convert_to_tensor(ddf, track_meta=False)
+    ddf = check_ddf(ddf if ddf.is_floating_point() else ddf.float())
     if min(ddf.shape[2:]) < 2:
         raise ValueError(f"ddf needs at least 2 voxels along every spatial axis, got {tuple(ddf.shape[2:])}.")
-    if not ddf.is_floating_point():
-        ddf = ddf.float()
     return ddf
 
 

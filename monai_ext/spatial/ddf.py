@@ -66,7 +66,8 @@ def check_ddf(ddf: Any, name: str = "ddf") -> torch.Tensor:
     ndim = ddf.ndim - 2
     if ddf.shape[1] != ndim:
         raise ValueError(
-            f"{name} must have {ndim} channels (one per spatial axis) for {ndim}-D data, got shape {tuple(ddf.shape)}."
+            f"{name} must have ndim = {ndim} channels (one per spatial axis) for {ndim}-D data, "
+            f"got shape {tuple(ddf.shape)}."
         )
     if not ddf.is_floating_point():
         raise ValueError(f"{name} must be a floating point tensor, got dtype {ddf.dtype}.")

@@ -220,20 +220,31 @@ class MultiScaleSolver(nn.Module):
             ff_used, fm_used = (ff, fm) if unrolled else (ff.detach(), fm.detach())
             losses: list[float] = []
             previous, stalled, done = float("nan"), 0, 0
+            accepted: tuple[torch.Tensor, torch.Tensor] | None = None  # (params, grad) of the last accepted point
             for _ in range(self.iterations[level]):
                 with torch.enable_grad():
                     loss, grad = model.gradient(
                         params, shape, lambda ddf: objective(ddf, ff_used, fm_used), create_graph=unrolled
                     )
                 value = float(loss.detach())
-                if not math.isfinite(value):
+                if not math.isfinite(value) and not (step_rule.backtracks and accepted is not None):
                     raise FloatingPointError(
                         f"the solver diverged at level {level}, iteration {len(losses)} (loss {value}); "
                         f"lower learning_rate (now {self.learning_rate}) or check the features."
                     )
-                if losses and value > losses[-1]:
+                if losses and not value <= losses[-1]:
                     step_rule.loss_increased()
+                    if step_rule.backtracks:  # take the step back and retry it shorter
+                        params, grad = accepted  # type: ignore[misc]
+                        step = step_rule(model.precondition(grad), model.dense)
+                        with torch.set_grad_enabled(unrolled):
+                            params = model.apply_step(params if unrolled else params.detach(), step)
+                        done += 1
+                        continue
+                elif losses:
+                    step_rule.loss_decreased()
                 losses.append(value)
+                accepted = (params, grad)
                 if self.convergence_eps > 0:
                     stalled = stalled + 1 if self._stalled(value, previous) else 0
                     previous = value

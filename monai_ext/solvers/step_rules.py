@@ -7,9 +7,13 @@ FireANTs) express them:
 - ``SGD``: plain gradient descent ``step = -lr * g`` (``lr`` in voxels per unit force; the
   objective's forces are per-voxel quantities of unit-scale features, see ``dissimilarity``, and a
   trained feature network learns features whose scale suits the step), with each step clipped to
-  at most ``max_step`` voxels per voxel and the step size halved whenever an iteration increased
-  the objective (a step longer than 2 / curvature oscillates instead of converging). Zero force
-  means zero step, so the iteration settles at a stationary point (Eq. 3).
+  at most ``max_step`` voxels per voxel, and a backtracking line search on the step size: a step
+  that increased the objective is taken back (the solver returns to the last accepted point) and
+  retried at half the size; every accepted step doubles the size again, up to ``lr``; each level
+  starts at ``lr``. (Halving without restoring, as a step longer than 2 / curvature requires at
+  first, left the size too small for the rest of the run: on a 32^2 toy with random features
+  |rho(u*)| stayed at 35 % of its start.) Zero force means zero step, so the iteration settles at
+  a stationary point rho(u*) = 0, which the implicit gradient assumes (Eq. 3-4).
 - ``Adam``: Kingma & Ba's update ``-lr * m_hat / (sqrt(v_hat) + eps)`` with betas (0.9, 0.99)
   (the official DIO configuration's values); each component moves at most about ``lr`` voxels.
   ``eps`` is relative: ``eps_relative`` (0.1) times the largest per-voxel gradient norm of the
@@ -46,9 +50,12 @@ def _max_norm(grad: torch.Tensor, dense: bool) -> torch.Tensor:
 
 
 class StepRule:
-    """Base class; ``reset()`` starts a new pyramid level."""
+    """Base class; ``reset()`` starts a new pyramid level. A rule with ``backtracks = True`` has the
+    solver take back a step that increased the objective (then ``loss_increased()``), and tells it
+    of every accepted step (``loss_decreased()``)."""
 
     name = "base"
+    backtracks = False
 
     def __init__(self, learning_rate: float) -> None:
         if not float(learning_rate) > 0:
@@ -61,14 +68,19 @@ class StepRule:
     def loss_increased(self) -> None:
         """Called when the last step increased the objective."""
 
+    def loss_decreased(self) -> None:
+        """Called when the last step was accepted."""
+
     def __call__(self, grad: torch.Tensor, dense: bool) -> torch.Tensor:
         raise NotImplementedError
 
 
 class SGDStep(StepRule):
-    """Gradient descent with clipped steps, halved after an increase of the objective."""
+    """Gradient descent with clipped steps and a backtracking step size (halved after a step that
+    increased the objective and was taken back, doubled after an accepted one, at most ``lr``)."""
 
     name = "sgd"
+    backtracks = True
 
     def __init__(self, learning_rate: float = 1.0, max_step: float = 0.5) -> None:
         super().__init__(learning_rate)
@@ -78,15 +90,22 @@ class SGDStep(StepRule):
         self._factor = 1.0
 
     def reset(self) -> None:
-        """Nothing to forget: the (possibly halved) step size carries over to the next level."""
+        """Each level starts at the full step size."""
+        self._factor = 1.0
 
     def loss_increased(self) -> None:
         self._factor *= 0.5
 
+    def loss_decreased(self) -> None:
+        self._factor = min(1.0, 2.0 * self._factor)
+
     def __call__(self, grad, dense):
         step = -(self.learning_rate * self._factor) * grad
-        longest = _max_norm(step.detach(), dense)
-        return step * (self.max_step / longest.clamp_min(self.max_step))
+        if dense:  # each voxel's step clipped on its own: a descent direction still
+            length = step.detach().norm(dim=1, keepdim=True)
+        else:
+            length = _max_norm(step.detach(), dense)
+        return step * (self.max_step / length.clamp_min(self.max_step))
 
 
 class AdamStep(StepRule):

@@ -1,4 +1,5 @@
-"""Checking a mode argument against its valid values, with an error that names the argument."""
+"""Checking a mode argument against its valid values, and reading a yes/no flag, with errors that
+name the argument."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 from monai.utils import look_up_option
 
-__all__ = ["check_option"]
+__all__ = ["check_option", "flag"]
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 
 def check_option(name: str, value: Any, valid: Collection, lower: bool = False) -> Any:
@@ -20,3 +24,17 @@ def check_option(name: str, value: Any, valid: Collection, lower: bool = False) 
         return look_up_option(value, choices)
     except (ValueError, TypeError):
         raise ValueError(f"{name} must be one of {', '.join(repr(v) for v in choices)}; got {value!r}.") from None
+
+
+def flag(value: Any, name: str = "flag") -> bool:
+    """A yes/no option as a bool, as a user may type it on a ``monai.bundle`` command line:
+    ``True``/``False``, ``1``/``0`` or the strings ``true``/``false``, ``yes``/``no``, ``on``/``off``,
+    ``1``/``0`` (any case). Anything else is refused (``ValueError`` naming ``name``): a bare
+    ``"false"`` string would otherwise count as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name} must be true or false (or 1 / 0); got {value!r}.")

@@ -29,7 +29,8 @@ if [[ " $BUNDLES " == *" gsmorph "* ]]; then
     python3 -m data_prep synthetic acdc "$OUT/raw_acdc" --num_subjects 10
     echo "== GSMorph 2/4: data_prep -> ES->ED slice pairs, 128x128 heart crops, 75/5/20 split -> $OUT/acdc"
     python3 -m data_prep acdc --root "$OUT/raw_acdc" --out "$OUT/acdc"
-    echo "== GSMorph 3/4: training, $EPOCHS epochs of batch 4 (the paper: 500 epochs of batch 32)"
+    echo "== GSMorph 3/4: training, $EPOCHS epochs of batch 4 at the paper's lr 5e-3 (the paper: 500 epochs of batch 32;"
+    echo "   a CPU-sized run with noisier steps; model.pt is the best validation, never worse than the start)"
     python3 -m monai.bundle run --config_file "$B/configs/train.json" --bundle_root "$B" \
         --logging_file "$B/configs/logging.conf" --dataset_dir "$OUT/acdc" --ckpt_dir "$OUT/gsmorph_models" \
         --output_dir "$OUT/gsmorph_train" --num_epochs "$EPOCHS" --batch_size 4 --val_interval 5 --num_workers 0

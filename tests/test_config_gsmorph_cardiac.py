@@ -67,6 +67,35 @@ def test_training_mode_switches_the_trainers_surgery(acdc_dataset, tmp_path, mod
     assert parser.get_parsed_content("method_name") == name
 
 
+def test_a_training_run_that_gets_worse_keeps_the_starting_model(acdc_dataset, tmp_path):
+    """Validation runs before the first epoch, so ``model.pt`` (the best validation) is replaced
+    only by a model that validates better than the one training started from. A learning rate of
+    50 (10^4 x the paper's) wrecks the network in one epoch."""
+    workflow = _train_workflow(
+        acdc_dataset,
+        tmp_path,
+        batch_size=4,
+        num_epochs=1,
+        val_interval=1,
+        learning_rate=50.0,
+    )
+    start = {k: v.clone() for k, v in workflow.parser.get_parsed_content("network").state_dict().items()}
+    workflow.run()
+    evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+    assert evaluator.state.epoch == 1  # validated twice: at the start and after the epoch
+    trained_weights = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=True)["model"]
+    best = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert any(not torch.equal(trained_weights[k], start[k]) for k in start)
+    assert all(torch.equal(best[k], start[k]) for k in start)
+
+
+@pytest.mark.parametrize("typed, expected", [("false", False), ("0", False), ("True", True)])
+def test_validate_at_start_reads_the_flag_as_typed(acdc_dataset, tmp_path, typed, expected):
+    parser = _train_workflow(acdc_dataset, tmp_path, validate_at_start=typed).parser
+    validation = next(h for h in parser.get_parsed_content("train#handlers") if type(h).__name__ == "ValidationHandler")
+    assert validation.exec_at_start is expected
+
+
 def test_evaluate_overlay_loads_the_best_model_and_tests_on_the_test_split(acdc_dataset, tmp_path):
     torch.manual_seed(1)
     best = GSMorphUNet(features=(16, 32, 64, 128, 256))

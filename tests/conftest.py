@@ -51,6 +51,16 @@ def oasis_dataset(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def neurite_slices_dataset(tmp_path_factory) -> Path:
+    """neurite-OASIS-layout release (8 subjects, volumes 64x72x80, coronal 2-D slices 64x72) under
+    ``raw/``; the datalist of its 2-D ``seg24`` variant (last 3 subjects: validation) under ``data/``."""
+    root = tmp_path_factory.mktemp("neurite")
+    make_synthetic_oasis(root / "raw", layout="neurite", num_subjects=8, size=(64, 72, 80), seed=0)
+    prepare_oasis(root / "raw", root / "data", variant="seg24", num_val=3, seed=0)
+    return root
+
+
 @pytest.fixture
 def single_process_group(tmp_path, monkeypatch):
     """A one-process ``torch.distributed`` group (gloo), as ``torchrun --nproc_per_node=1`` would set

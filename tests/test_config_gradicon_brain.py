@@ -122,3 +122,25 @@ def test_checkpoint_names_follow_the_stage(overlays):
     assert parser.get_parsed_content("resume_path").endswith(
         "checkpoint_stage2_last.pt" if stage2 else "checkpoint_stage1_last.pt"
     )
+
+
+def test_spatial_dims_2_builds_the_2d_bundle(neurite_slices_dataset, tmp_path):
+    """GradICON is dimension-agnostic: ``--spatial_dims 2`` gives 2-D atoms, bilinear resizing and
+    2-D pair checks, and a 2-D batch runs through the inverse-consistent objective."""
+    workflow = _workflow(
+        neurite_slices_dataset / "data", tmp_path, dataset="oasis", spatial_dims=2, image_size=[80, 80]
+    )
+    parser = workflow.parser
+    network = parser.get_parsed_content("network")
+    assert {m.spatial_dims for m in network.modules() if type(m).__name__ == "TallUNet2"} == {2}
+    resize = parser.get_parsed_content(_component_id(parser, "train#preprocessing#transforms", "Resized"))
+    assert set(resize.mode) == {"bilinear"}
+    batch = next(iter(parser.get_parsed_content("train#dataloader")))
+    assert batch["fixed_image"].shape[1:] == (1, 80, 80)
+    terms = parser.get_parsed_content("objective")(network, batch["moving_image"], batch["fixed_image"])
+    assert terms.ddf.shape == (batch["fixed_image"].shape[0], 2, 80, 80)
+    inference = bundle_config("gradicon_brain", "inference.json", spatial_dims=2, image_size=[80, 80])
+    check = next(
+        t for t in inference.get_parsed_content("preprocessing").transforms if type(t).__name__ == "CheckPaird"
+    )
+    assert check.spatial_dims == 2

@@ -96,6 +96,27 @@ def test_evaluator_metrics_and_outputs(tmp_path):
     assert (case_dir / "qc.png").stat().st_size > 1000
 
 
+def test_writer_keeps_a_coronal_slice_field_in_voxels(tmp_path, caplog):
+    """A 2-D slice whose plane ITK's 2-D space cannot hold (neurite-OASIS coronal slices: the array
+    axes map to x and z): the field is written in voxels, channel last, on the fixed affine."""
+    batch = _pair_batch(shift=2)
+    coronal = torch.tensor([[-1.0, 0, 0, 31.5], [0, 0, 1, -0.5], [0, -1, 0, 35.5], [0, 0, 0, 1]], dtype=torch.float64)
+    for key in ("fixed_image", "moving_image", "fixed_label", "moving_label"):
+        batch[key].affine = coronal[None]
+    writer = RegistrationWriter(tmp_path / "pairs", max_figures=0)
+    evaluator = RegistrationEvaluator(device="cpu", val_data_loader=[batch], network=ConstantShift(2.0))
+    writer.attach(evaluator)
+    with caplog.at_level("WARNING"):
+        evaluator.run()
+    case_dir = tmp_path / "pairs" / "p1_slice03"
+    assert not (case_dir / "ddf.nii.gz").exists()
+    ddf, affine = load_nifti(case_dir / "ddf_voxels.nii.gz")
+    assert ddf.shape == (16, 16, 1, 1, 2)
+    np.testing.assert_allclose(ddf[..., 0, 0, 1], 2.0) and np.testing.assert_allclose(ddf[..., 0, 0, 0], 0.0)
+    np.testing.assert_allclose(affine, coronal.numpy())
+    assert sum("ITK cannot represent" in r.message for r in caplog.records) == 1
+
+
 def test_network_grid_inferer_maps_field_back():
     network = ConstantShift(2.0)
     inferer = NetworkGridInferer(spatial_size=(16, 16))

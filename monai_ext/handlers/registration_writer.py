@@ -9,7 +9,7 @@ import numpy as np
 from monai.utils import min_version, optional_import
 
 from monai_ext.handlers.case_names import pair_case_names
-from monai_ext.io.displacement_field import write_itk_displacement_field
+from monai_ext.io.displacement_field import PlaneNotInITK2DError, write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.io.qc_figure import save_registration_figure
 from monai_ext.io.submission import submission_filename, write_submission_displacement
@@ -17,6 +17,7 @@ from monai_ext.options import check_option
 from monai_ext.spatial import batch_affines
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+logger = logging.getLogger(__name__)
 
 __all__ = ["RegistrationWriter"]
 
@@ -63,6 +64,7 @@ class RegistrationWriter:
         self.output_dir = Path(output_dir)
         self.ddf_format = ddf_format
         self.write_ddf = write_ddf
+        self._warned_plane = False
         self.write_warped_image = write_warped_image
         self.write_warped_label = write_warped_label
         self.max_figures = int(max_figures)
@@ -77,6 +79,24 @@ class RegistrationWriter:
 
     def _reset(self, engine) -> None:
         self.figures_written = 0
+
+    def _write_ddf(self, case_dir: Path, ddf: np.ndarray, affine: np.ndarray) -> None:
+        """The field as an ITK / ANTs transform; for a 2-D slice whose plane ITK cannot hold (ITK
+        refuses to read such an image too), the voxel displacements (channel last, the project's
+        DDF convention) as ``ddf_voxels.nii.gz`` on the fixed image's affine instead."""
+        try:
+            write_itk_displacement_field(case_dir / f"ddf.{self.ddf_format}", ddf, affine)
+        except PlaneNotInITK2DError:
+            save_nifti(
+                case_dir / "ddf_voxels.nii.gz", np.moveaxis(ddf, 0, -1), affine, dtype=np.float32, channel_last=True
+            )
+            if not self._warned_plane:
+                logger.warning(
+                    "%s: the fixed image is a 2-D slice whose plane ITK cannot represent; displacement fields "
+                    "are written in voxels along the array axes (ddf_voxels.nii.gz), not as ITK transforms",
+                    case_dir.name,
+                )
+                self._warned_plane = True
 
     def __call__(self, engine) -> None:
         output = engine.state.output
@@ -103,7 +123,7 @@ class RegistrationWriter:
                     dtype=np.uint8 if label.min() >= 0 and label.max() < 256 else np.int16,
                 )
             if self.write_ddf:
-                write_itk_displacement_field(case_dir / f"ddf.{self.ddf_format}", ddf[i].numpy(), affine)
+                self._write_ddf(case_dir, ddf[i].numpy(), affine)
             if self.submission_dir is not None:
                 if fixed_files[i] is None or moving_files[i] is None:
                     raise ValueError(

@@ -39,11 +39,17 @@ __all__ = [
     "read_itk_displacement_field",
     "itk_geometry_from_ras_affine",
     "ras_affine_from_itk_geometry",
+    "PlaneNotInITK2DError",
 ]
 
 TRANSFORM_SUFFIXES = (".h5", ".hdf5", ".tfm")
 IMAGE_SUFFIXES = (".nii", ".nii.gz")
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class PlaneNotInITK2DError(ValueError):
+    """A 2-D image whose plane ITK's 2-D physical space cannot hold (a coronal or sagittal slice
+    stored as 2-D, e.g. neurite-OASIS ``slice_*`` files): ITK itself refuses to read its direction."""
 
 
 def _suffix_kind(path: Path) -> str:
@@ -98,7 +104,7 @@ def itk_geometry_from_ras_affine(affine_ras: Any, ndim: int) -> tuple[np.ndarray
         block = direction[:2, :2]
         norms = np.linalg.norm(block, axis=0)
         if np.any(norms < 1e-6) or abs(np.linalg.det(block / np.maximum(norms, 1e-12))) < 1e-6:
-            raise ValueError(
+            raise PlaneNotInITK2DError(
                 "the 2-D image plane cannot be represented in ITK 2-D physical space (the in-plane 2x2 block of "
                 f"the direction is singular, e.g. a sagittal or coronal slice stored as 2-D):\n{direction}"
             )

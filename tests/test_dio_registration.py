@@ -210,3 +210,85 @@ def test_batched_feature_extraction_equals_one_image_at_a_time():
     for together, alone in zip(batched, (net.features(fixed), net.features(moving))):
         for a, b in zip(together, alone):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+def _stored_lps(image: torch.Tensor) -> MetaTensor:
+    """``image`` (1, 1, X, Y, Z) on the RAS grid diag(1, 1, 1), stored in LPS order: the same voxels
+    in world space, the first two array axes reversed."""
+    x, y = image.shape[2] - 1, image.shape[3] - 1
+    affine = torch.tensor([[-1.0, 0, 0, x], [0, -1.0, 0, y], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    return MetaTensor(torch.flip(torch.as_tensor(image), (2, 3)), affine=affine)
+
+
+def _brain_pair():
+    from data_prep.synthetic_brain import brain_subject
+
+    images = [torch.from_numpy(brain_subject((24, 28, 24), seed=2, index=i).image)[None, None] for i in (0, 1)]
+    return [MetaTensor(i, affine=torch.eye(4, dtype=torch.float64)) for i in images]
+
+
+def _stored_lia(image: torch.Tensor) -> MetaTensor:
+    """The RAS ``image`` (1, C, X, Y, Z) stored as neurite-OASIS stores volumes (LIA): array axes
+    run to L (x reversed), I (z reversed) and A (y)."""
+    x, z = image.shape[2] - 1, image.shape[4] - 1
+    affine = torch.tensor([[-1.0, 0, 0, x], [0, 0, 1, 0], [0, -1, 0, z], [0, 0, 0, 1]], dtype=torch.float64)
+    return MetaTensor(torch.flip(torch.as_tensor(image), (2, 4)).permute(0, 1, 2, 4, 3), affine=affine)
+
+
+def _net3d(**solver):
+    torch.manual_seed(0)
+    features = dio_unet(spatial_dims=3, channels=(4, 4, 8), feature_channels=3)
+    return DIORegistration(features, MultiScaleSolver(iterations=(10, 10, 10), convergence_eps=0, **solver))
+
+
+@pytest.mark.parametrize("solver", [{}, {"optimizer": "adam", "transform": "diffeomorphic"}])
+def test_storage_order_does_not_change_the_registration(solver):
+    """The same pair stored in RAS and in LPS order gives the same field (up to the reordering)
+    to 1e-4 voxels: the features are computed in RAS order whatever the storage (dio.md §4.3)."""
+    net = _net3d(**solver)
+    fixed, moving = _brain_pair()
+    with torch.no_grad():
+        ras = net.register(fixed, moving).full_resolution_ddfs[-1]
+        lps = net.register(_stored_lps(fixed), _stored_lps(moving)).full_resolution_ddfs[-1]
+    # back to RAS order: reverse the two axes and the sign of their displacement components
+    back = torch.flip(lps, (2, 3)) * torch.tensor([-1.0, -1.0, 1.0]).reshape(1, 3, 1, 1, 1)
+    assert ras.abs().max() > 0.1  # it registered something
+    assert (back - ras).abs().max() < 1e-4
+
+
+def test_an_image_registered_to_itself_stored_in_another_order_stays_put():
+    net = _net3d()
+    fixed, _ = _brain_pair()
+    with torch.no_grad():
+        ddf = net.register(fixed, _stored_lps(fixed)).full_resolution_ddfs[-1]
+    assert ddf.abs().max() < 1e-4
+
+
+def test_storage_order_with_prompts_and_a_permuted_moving_image():
+    """Fixed in RAS, moving stored LIA (axes permuted), a label prompt and a landmark prompt: the
+    same field as with both images in RAS, to 1e-4 voxels."""
+    from monai_ext.solvers import LabelPrompt, LandmarkPrompt
+
+    net = _net3d(optimizer="adam", transform="diffeomorphic")
+    fixed, moving = _brain_pair()
+    label_f, label_m = (fixed > 0.5).long(), (moving > 0.5).long()
+    points_f, points_m = torch.tensor([[[10.0, 12.0, 9.0]]]), torch.tensor([[[11.0, 13.5, 8.0]]])
+    prompts = [
+        LabelPrompt(label_f, label_m),
+        LandmarkPrompt(points_f, points_m, fixed.shape[2:], moving.shape[2:], weight=0.1),
+    ]
+    lia = _stored_lia(moving)
+    # the landmark in LIA voxels: x reversed, then (x, z reversed, y)
+    points_lia = torch.stack([23 - points_m[..., 0], 23 - points_m[..., 2], points_m[..., 1]], dim=-1)
+    prompts_lia = [
+        LabelPrompt(label_f, _stored_lia(label_m).long()),
+        LandmarkPrompt(points_f, points_lia, fixed.shape[2:], lia.shape[2:], weight=0.1),
+    ]
+    with torch.no_grad():
+        ras = net.register(fixed, moving, prompts=prompts).full_resolution_ddfs[-1]
+        stored = net.register(fixed, lia, prompts=prompts_lia)
+    assert stored.fixed_to_moving is not None  # the moving image is read through its own storage
+    assert (stored.full_resolution_ddfs[-1] - ras).abs().max() < 1e-4
+    warped = warp_moving(lia[None] if lia.ndim == 4 else lia, stored.full_resolution_ddfs[-1], stored.fixed_to_moving)
+    ras_warped = warp_moving(moving, ras, None)
+    assert (warped - ras_warped).abs().max() < 1e-4

@@ -246,3 +246,56 @@ def test_warp_is_differentiable_and_keeps_dtype():
     assert out.dtype == torch.float32
     out.sum().backward()
     assert ddf.grad is not None and ddf.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# storage order
+# ------------------------------------------------------------------------------------------------
+
+LIA = torch.tensor([[-1.0, 0, 0, 5], [0, 0, 1.5, -2], [0, -2, 0, 9], [0, 0, 0, 1]], dtype=torch.float64)
+
+
+def test_canonical_axes_of_common_storage_orders():
+    from monai_ext.spatial import canonical_axes
+
+    assert canonical_axes(torch.eye(4)) == ((), (0, 1, 2))
+    assert canonical_axes(torch.diag(torch.tensor([-1.0, -1, 1, 1]))) == ((0, 1), (0, 1, 2))  # LPS
+    assert canonical_axes(LIA) == ((0, 1), (0, 2, 1))
+    # a coronal 2-D slice (axes to L and I): both reversed, order kept
+    assert canonical_axes(LIA, ndim=2) == ((0, 1), (0, 1))
+    with pytest.raises(ValueError, match="affine"):
+        canonical_axes(torch.eye(3), ndim=3)
+
+
+def test_canonical_arrays_hold_the_same_voxels_at_the_same_world_points():
+    from monai_ext.spatial import canonical_affine, canonical_axes, from_canonical, to_canonical
+
+    image = torch.arange(4 * 5 * 6, dtype=torch.float32).reshape(1, 1, 4, 5, 6)
+    axes = canonical_axes(LIA)
+    canonical = to_canonical(image, *axes)
+    assert canonical.shape == (1, 1, 4, 6, 5) and torch.equal(from_canonical(canonical, *axes), image)
+    affine = canonical_affine(LIA, *axes, image.shape[2:])
+    # RAS: the axes of the canonical array run to +x, +y, +z
+    assert torch.all(torch.diagonal(affine[:3, :3]) > 0)
+    for index in [(0, 0, 0), (3, 1, 4), (2, 5, 3)]:
+        world = affine @ torch.tensor([*index, 1.0], dtype=torch.float64)
+        stored = torch.linalg.solve(LIA, world)[:3].round().long().tolist()
+        assert canonical[0, 0][index] == image[0, 0][tuple(stored)]
+
+
+def test_a_field_computed_on_the_canonical_array_moves_the_same_world_points():
+    from monai_ext.spatial import canonical_affine, canonical_axes, ddf_from_canonical, points_to_canonical
+
+    axes = canonical_axes(LIA)
+    shape = (4, 5, 6)
+    ddf_c = torch.zeros(1, 3, 4, 6, 5)
+    ddf_c[:, 0], ddf_c[:, 1], ddf_c[:, 2] = 0.5, -1.0, 2.0  # canonical voxels: +x, -y, +z
+    ddf = ddf_from_canonical(ddf_c, *axes)
+    assert ddf.shape == (1, 3, *shape)
+    # stored axes run to L, I, A: the same motion is -0.5, -2.0, -1.0 stored voxels
+    torch.testing.assert_close(ddf[0, :, 1, 2, 3], torch.tensor([-0.5, -2.0, -1.0]))
+    point = torch.tensor([[1.0, 2.0, 3.0]])
+    canonical_point = points_to_canonical(point, *axes, shape)
+    world_stored = LIA @ torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64)
+    world_canonical = canonical_affine(LIA, *axes, shape) @ torch.cat([canonical_point[0].double(), torch.ones(1)])
+    torch.testing.assert_close(world_stored, world_canonical)

@@ -12,7 +12,14 @@ from torch import nn
 
 from monai_ext.solvers.multiscale_solver import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import Prompt
-from monai_ext.spatial import fixed_to_moving_matrix, resize_ddf
+from monai_ext.spatial import (
+    canonical_affine,
+    canonical_axes,
+    ddf_from_canonical,
+    fixed_to_moving_matrix,
+    resize_ddf,
+    to_canonical,
+)
 
 __all__ = ["DIORegistration", "image_affine"]
 
@@ -127,6 +134,45 @@ class DIORegistration(nn.Module):
                 f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape)} must be (B, C, *spatial) "
                 "with equal B and C."
             )
+        fixed_affine = image_affine(fixed) if fixed_affine is None else torch.as_tensor(fixed_affine)
+        moving_affine = image_affine(moving) if moving_affine is None else torch.as_tensor(moving_affine)
+        fixed, moving = convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)
+        axes = self._canonical_axes(fixed, moving, fixed_affine, moving_affine)
+        if axes is None:
+            return self._register(fixed, moving, fixed_affine, moving_affine, prompts, solver)
+        # register the arrays in RAS storage order (exact flips / transpositions), then put the
+        # fields back in the stored order: how an image is stored does not change the result
+        (fixed_axes, moving_axes), shapes = axes, (fixed.shape[2:], moving.shape[2:])
+        result = self._register(
+            to_canonical(fixed, *fixed_axes),
+            to_canonical(moving, *moving_axes),
+            canonical_affine(fixed_affine, *fixed_axes, shapes[0]),
+            canonical_affine(moving_affine, *moving_axes, shapes[1]),
+            [p.reoriented(fixed_axes, moving_axes) for p in prompts],
+            solver,
+        )
+        result.ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.ddfs]
+        result.full_resolution_ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.full_resolution_ddfs]
+        result.params = []  # parameters of the canonical arrays; the fields above are what counts
+        result.fixed_to_moving = self.geometry(fixed, moving, fixed_affine, moving_affine)
+        return result
+
+    @staticmethod
+    def _canonical_axes(fixed, moving, fixed_affine, moving_affine) -> tuple[tuple, tuple] | None:
+        """``(fixed_axes, moving_axes)`` of :func:`~monai_ext.spatial.canonical_axes` when both
+        affines are known, each batch stored one way and either image not in RAS order; else None."""
+        if fixed_affine is None or moving_affine is None:
+            return None
+        axes = []
+        for image, affine in ((fixed, fixed_affine), (moving, moving_affine)):
+            per_item = {canonical_axes(a, image.ndim - 2) for a in (affine if affine.ndim == 3 else affine[None])}
+            if len(per_item) > 1:
+                return None
+            axes.append(per_item.pop())
+        identity = ((), tuple(range(fixed.ndim - 2)))
+        return None if axes[0] == axes[1] == identity else (axes[0], axes[1])
+
+    def _register(self, fixed, moving, fixed_affine, moving_affine, prompts, solver) -> SolverResult:
         geometry = self.geometry(fixed, moving, fixed_affine, moving_affine)
         fixed_features, moving_features = self._feature_pair(fixed, moving)
         result = (self.solver if solver is None else solver)(fixed_features, moving_features, geometry, prompts)

@@ -13,20 +13,26 @@ returns a scalar added to ``C``. Prompts carry no learned parameters, so they ne
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from monai_ext.spatial import sample_moving, transform_points
+from monai_ext.spatial import points_to_canonical, sample_moving, to_canonical, transform_points
 
 __all__ = ["Prompt", "LabelPrompt", "LandmarkPrompt"]
 
 
 class Prompt:
-    """Base class. ``__call__(ddf, fixed_to_moving)`` with ``ddf`` on a level grid returns a scalar."""
+    """Base class. ``__call__(ddf, fixed_to_moving)`` with ``ddf`` on a level grid returns a scalar;
+    ``reoriented(fixed_axes, moving_axes)`` is the same prompt for the arrays reordered by
+    ``monai_ext.spatial.to_canonical`` with those ``(flipped, order)`` axes."""
 
     def __call__(self, ddf: torch.Tensor, fixed_to_moving: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reoriented(self, fixed_axes: tuple, moving_axes: tuple) -> Prompt:
         raise NotImplementedError
 
 
@@ -63,6 +69,11 @@ class LabelPrompt(Prompt):
         self.weight = float(weight)
         self.fixed = _one_hot(fixed_label, self.labels)
         self.moving = _one_hot(moving_label, self.labels)
+
+    def reoriented(self, fixed_axes, moving_axes):
+        prompt = copy.copy(self)
+        prompt.fixed, prompt.moving = to_canonical(self.fixed, *fixed_axes), to_canonical(self.moving, *moving_axes)
+        return prompt
 
     def __call__(self, ddf, fixed_to_moving):
         shape = tuple(ddf.shape[2:])
@@ -108,6 +119,14 @@ class LandmarkPrompt(Prompt):
         self.fixed_points, self.moving_points = fixed_points, moving_points
         self.fixed_shape, self.moving_shape = tuple(int(s) for s in fixed_shape), tuple(int(s) for s in moving_shape)
         self.weight = float(weight)
+
+    def reoriented(self, fixed_axes, moving_axes):
+        prompt = copy.copy(self)
+        prompt.fixed_points = points_to_canonical(self.fixed_points, *fixed_axes, self.fixed_shape)
+        prompt.moving_points = points_to_canonical(self.moving_points, *moving_axes, self.moving_shape)
+        prompt.fixed_shape = tuple(self.fixed_shape[a] for a in fixed_axes[1])
+        prompt.moving_shape = tuple(self.moving_shape[a] for a in moving_axes[1])
+        return prompt
 
     def __call__(self, ddf, fixed_to_moving):
         shape = tuple(ddf.shape[2:])

@@ -8,7 +8,8 @@ grids that the rest of ``monai_ext`` uses.
 - :mod:`.displacement_chain`: fields that act on coordinates in turn (ICON's Down / TwoStep);
 - :mod:`.world`: fixed-to-moving world geometry, reading a moving image of another size and spacing;
 - :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates;
-- :mod:`.affines`: per-item voxel-to-world affines of a batch and the voxel spacing.
+- :mod:`.affines`: per-item voxel-to-world affines of a batch and the voxel spacing;
+- :mod:`.orientation`: exact reordering of array axes into RAS storage order and back.
 
 This package imports only torch, numpy and MONAI: networks, solvers, losses and metrics build on it.
 """
@@ -29,6 +30,15 @@ from .ddf import (
 )
 from .displacement_chain import chain_displacement, evaluate_displacement_chain
 from .normalized_affine import RESAMPLE_MODES, resample_normalized_affine
+from .orientation import (
+    canonical_affine,
+    canonical_axes,
+    canonical_to_stored_matrix,
+    ddf_from_canonical,
+    from_canonical,
+    points_to_canonical,
+    to_canonical,
+)
 from .sampling import (
     grid_sample_at,
     normalized_identity,
@@ -68,6 +78,13 @@ __all__ = [
     "transform_points",
     "sample_moving",
     "warp_moving",
+    "canonical_axes",
+    "to_canonical",
+    "from_canonical",
+    "canonical_to_stored_matrix",
+    "canonical_affine",
+    "ddf_from_canonical",
+    "points_to_canonical",
     "resample_normalized_affine",
     "batch_affines",
     "affine_spacing",

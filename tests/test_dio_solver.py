@@ -434,3 +434,31 @@ def test_solver_argument_errors():
             [torch.zeros(1, 1, 2, 2), torch.full((1, 1, 4, 4), float("nan"))],
             [torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 4, 4)],
         )
+
+
+def _ift_warnings(**solver):
+    import warnings
+
+    fixed = _blob((32, 32), (15, 16)).requires_grad_(True)
+    moving = _blob((32, 32), (18, 13))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = MultiScaleSolver(iterations=(20, 20, 20), backward="ift", convergence_eps=0, **solver)(
+            _pyramid(fixed), _pyramid(moving)
+        )
+        result.ddf.pow(2).sum().backward()
+    return [str(w.message) for w in caught if "backward='ift'" in str(w.message)]
+
+
+def test_exact_ift_reports_an_ill_posed_hessian():
+    """Unregularised (lambda = 0, the default): the Hessian of C is singular in the flat background
+    and CG meets non-positive curvature; the gradient is reported as unreliable. With lambda = 0.1
+    the same problem is well-posed and CG converges silently."""
+    (message,) = _ift_warnings(ift_damping=0.0)
+    assert "ill-posed" in message and "regularization_weight" in message and "jacobian_free" in message
+    assert _ift_warnings(regularization_weight=0.1, ift_damping=0.0) == []
+
+
+def test_exact_ift_refuses_the_greedy_diffeomorphic_model():
+    with pytest.raises(ValueError, match="non-symmetric operator"):
+        MultiScaleSolver(transform="diffeomorphic", backward="ift")

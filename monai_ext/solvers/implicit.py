@@ -15,11 +15,17 @@ iterations is kept, so memory does not depend on the iteration count.
   ``dT/dF ~= -dT/dp P d rho/dF``: one double-backward pass.
 - ``"ift"``: the exact implicit-function-theorem gradient; ``(d rho/dp) x = dT/dp`` is solved by
   conjugate gradients with Hessian-vector products (double backward through ``grid_sample``),
-  with Tikhonov damping. Meant for small problems (tests, 2-D).
+  with Tikhonov damping. Meant for small problems (tests, 2-D). It is well-posed only where the
+  Hessian is positive definite: unregularised free-form fields (lambda = 0) have a singular
+  Hessian in flat regions, so CG ends at non-positive curvature or a large residual; that is
+  reported with a warning (add ``regularization_weight``, raise ``ift_damping`` or use the
+  Jacobian-free backward). The greedy diffeomorphic update is not the gradient of ``C``, so the
+  solver refuses ``"ift"`` with it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +34,7 @@ import torch
 from monai_ext.options import check_option
 from monai_ext.solvers.transform_models import TransformModel
 
-__all__ = ["ImplicitSpec", "implicit_solution", "conjugate_gradient"]
+__all__ = ["ImplicitSpec", "implicit_solution", "conjugate_gradient", "CGReport", "ILL_POSED_RESIDUAL"]
 
 BACKWARD_MODES = ("jacobian_free", "ift")
 
@@ -54,25 +60,37 @@ class ImplicitSpec:
     damping: float = 1e-4
 
 
+@dataclass
+class CGReport:
+    """How conjugate gradients ended: the relative residual ``|A x - b| / |b|``, the iterations
+    run, and whether a direction of non-positive curvature stopped it (``A`` not positive definite)."""
+
+    relative_residual: float
+    iterations: int
+    negative_curvature: bool
+
+
 def conjugate_gradient(
     matvec: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, iterations: int, tol: float = 1e-8
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, CGReport]:
     """Solve ``A x = rhs`` for symmetric positive (semi-)definite ``A`` given as ``matvec``.
 
     Stops early when the residual norm falls below ``tol * |rhs|`` or a direction of non-positive
-    curvature appears (the current iterate is then returned).
+    curvature appears (the current iterate is then returned). Returns ``x`` and a :class:`CGReport`.
     """
     x = torch.zeros_like(rhs)
     r = rhs.clone()
     p = r.clone()
     rs = (r * r).sum()
     threshold = (tol * rhs.norm()) ** 2
-    for _ in range(int(iterations)):
+    done, negative = 0, False
+    for done in range(int(iterations)):
         if rs <= threshold:
             break
         ap = matvec(p)
         curvature = (p * ap).sum()
         if curvature <= 0:
+            negative = True
             break
         alpha = rs / curvature
         x = x + alpha * p
@@ -80,7 +98,12 @@ def conjugate_gradient(
         rs_new = (r * r).sum()
         p = r + (rs_new / rs) * p
         rs = rs_new
-    return x
+    relative = float(rs.sqrt() / rhs.norm().clamp_min(1e-30))
+    return x, CGReport(relative, done, negative)
+
+
+#: relative CG residual above which the exact implicit gradient is reported as unreliable
+ILL_POSED_RESIDUAL = 0.1
 
 
 class _ImplicitLayer(torch.autograd.Function):
@@ -108,7 +131,17 @@ class _ImplicitLayer(torch.autograd.Function):
                     (hv,) = torch.autograd.grad(rho, p, grad_outputs=v, retain_graph=True)
                     return hv + spec.damping * v
 
-                weight = conjugate_gradient(hessian_vector, grad_params.detach(), spec.cg_iterations)
+                weight, report = conjugate_gradient(hessian_vector, grad_params.detach(), spec.cg_iterations)
+                if report.negative_curvature or report.relative_residual > ILL_POSED_RESIDUAL:
+                    warnings.warn(
+                        "backward='ift': the exact implicit gradient is ill-posed here: the Hessian of the solver's "
+                        f"objective at its result is {'indefinite' if report.negative_curvature else 'near singular'} "
+                        f"(conjugate gradients: relative residual {report.relative_residual:.2g} after "
+                        f"{report.iterations} iterations), so the gradient is unreliable. Add regularisation "
+                        "(regularization_weight > 0), raise ift_damping, or use backward='jacobian_free' "
+                        "(the paper's).",
+                        stacklevel=2,
+                    )
             else:
                 weight = spec.model.precondition(grad_params.detach())
             inputs = [t for t, w in ((ff, wants[0]), (fm, wants[1])) if w]

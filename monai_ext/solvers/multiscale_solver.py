@@ -130,6 +130,13 @@ class MultiScaleSolver(nn.Module):
         check_option("backward", backward, _BACKWARDS)
         if regularization_weight < 0:
             raise ValueError(f"regularization_weight must be >= 0, got {regularization_weight}.")
+        if backward == "ift" and str(transform).lower() == "diffeomorphic":
+            raise ValueError(
+                "backward='ift' solves with the Hessian of the solver's objective, but the greedy diffeomorphic "
+                "update (smoothed, composed) is not the gradient of that objective, so conjugate gradients gets a "
+                "non-symmetric operator and a wrong answer; use backward='jacobian_free' (the paper's) or "
+                "transform='freeform' / 'svf'."
+            )
         self.transform = str(transform)
         self.model = build_transform_model(
             transform, sigma_grad=sigma_grad, sigma_warp=sigma_warp, integration_steps=integration_steps

@@ -18,6 +18,11 @@ BUNDLES=${DEMO_BUNDLES:-gsmorph gradicon dio}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
+RUNS="$OUT/runs.tsv"  # one line per registration for the closing table (scripts/demo_summary.py)
+record() {  # record NAME DATA METRICS_SUMMARY_CSV METHOD START_SECONDS
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$((SECONDS - $5))" >> "$RUNS"
+}
+
 show_tables() {  # print the results tables of an evaluation log
     grep -v -E "^\s*$|Loading dataset|instance optimisation" "$1" | sed -n '/Registration results/,/^[0-9]\{4\}-/p' | grep -v "^[0-9]\{4\}-"
 }
@@ -29,6 +34,7 @@ if [[ " $BUNDLES " == *" gsmorph "* ]]; then
     python3 -m data_prep synthetic acdc "$OUT/raw_acdc" --num_subjects 10
     echo "== GSMorph 2/4: data_prep -> ES->ED slice pairs, 128x128 heart crops, 75/5/20 split -> $OUT/acdc"
     python3 -m data_prep acdc --root "$OUT/raw_acdc" --out "$OUT/acdc"
+    START=$SECONDS
     echo "== GSMorph 3/4: training, $EPOCHS epochs of batch 4 at the paper's lr 5e-3 (the paper: 500 epochs of batch 32;"
     echo "   a CPU-sized run with noisier steps; model.pt is the best validation, never worse than the start)"
     python3 -m monai.bundle run --config_file "$B/configs/train.json" --bundle_root "$B" \
@@ -40,6 +46,7 @@ if [[ " $BUNDLES " == *" gsmorph "* ]]; then
         --ckpt_dir "$OUT/gsmorph_models" --output_dir "$OUT/gsmorph_eval" --num_workers 0 > "$OUT/gsmorph_evaluate.log" 2>&1 \
         || { tail -40 "$OUT/gsmorph_evaluate.log"; exit 1; }
     show_tables "$OUT/gsmorph_evaluate.log"
+    record "GSMorph" "ACDC-layout 2-D slices" "$OUT/gsmorph_eval/metrics_summary.csv" "GSMorph" "$START"
     echo "GSMorph per-case metrics: $OUT/gsmorph_eval/metrics_per_case.csv"
     echo "GSMorph QC figures:       $(ls "$OUT"/gsmorph_eval/pairs/*/qc.png | head -4 | tr '\n' ' ')"
     echo
@@ -57,6 +64,7 @@ if [[ " $BUNDLES " == *" gradicon "* ]]; then
     echo "== GradICON 1/4: synthetic neurite-OASIS (distributed layout, 2-D slices) -> $OUT/raw_neurite"
     python3 -m data_prep synthetic neurite_oasis "$OUT/raw_neurite" --num_subjects 14 --size 64,72,80
     python3 -m data_prep oasis --root "$OUT/raw_neurite" --out "$OUT/oasis2d" --variant seg24 --num_val 4
+    START=$SECONDS
     echo "== GradICON 2/4: Stage1 in 2-D at 80x80, $GRADICON_ITERATIONS iterations of batch 8 at lr 5e-4"
     echo "   (10 x the paper's 5e-5, so that a CPU run learns; the paper: 50,000 iterations at 175^3)"
     python3 -m monai.bundle run --config_file "$B/configs/train.json" "${COMMON[@]}" --output_dir "$OUT/gradicon_stage1" \
@@ -65,11 +73,15 @@ if [[ " $BUNDLES " == *" gradicon "* ]]; then
     python3 -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/stage2.json']" "${COMMON[@]}" \
         --output_dir "$OUT/gradicon_stage2" --num_epochs 1 --iterations_per_epoch $((GRADICON_ITERATIONS / 3)) \
         --val_interval 1
-    echo "== GradICON 4/4: evaluation without and with instance optimisation (10 steps at the paper's lr 2e-5; the paper: 50)"
+    echo "== GradICON 4/4: evaluation without and with instance optimisation with gradient projection"
+    echo "   (IO-GP, 10 steps at the paper's lr 2e-5; the papers: 50)"
     python3 -m monai.bundle run --config_file "['$B/configs/train.json','$B/configs/evaluate.json']" "${COMMON[@]}" \
-        --output_dir "$OUT/gradicon_eval" --io_steps 10 > "$OUT/gradicon_evaluate.log" 2>&1 \
+        --output_dir "$OUT/gradicon_eval" --io_steps 10 --io_mode projected > "$OUT/gradicon_evaluate.log" 2>&1 \
         || { tail -40 "$OUT/gradicon_evaluate.log"; exit 1; }
     show_tables "$OUT/gradicon_evaluate.log"
+    record "GradICON" "neurite-OASIS-layout 2-D slices" "$OUT/gradicon_eval/direct/metrics_summary.csv" "GradICON" "$START"
+    record "GradICON + IO-GP (10 steps)" "neurite-OASIS-layout 2-D slices" \
+        "$OUT/gradicon_eval/instance_optimization/metrics_summary.csv" "GradICON + IO-GP (10 steps)" "$START"
     echo "GradICON metrics: $OUT/gradicon_eval/{direct,instance_optimization}/metrics_per_case.csv"
     echo "GradICON QC figures: $(ls "$OUT"/gradicon_eval/direct/pairs/*/qc.png | head -2 | tr '\n' ' ')"
 fi
@@ -82,6 +94,7 @@ if [[ " $BUNDLES " == *" dio "* ]]; then
     echo "== DIO 1/5: synthetic Learn2Reg OASIS (distributed layout) -> $OUT/raw_oasis"
     python3 -m data_prep synthetic oasis "$OUT/raw_oasis" --num_subjects 8 --num_val 3 --size 40,48,40
     python3 -m data_prep oasis --root "$OUT/raw_oasis" --out "$OUT/oasis"
+    START=$SECONDS
     echo "== DIO 2/5: training, ${DEMO_DIO_ITERATIONS:-12} iterations, solver 30/20/10 iterations (the paper: LKU, 200/100/50, full OASIS)"
     python3 -m monai.bundle run --config_file "$B/configs/train.json" "${COMMON[@]}" --output_dir "$OUT/dio_train" \
         --iterations "[30,20,10]" --num_epochs 1 --iterations_per_epoch "${DEMO_DIO_ITERATIONS:-12}" --val_interval 1
@@ -90,6 +103,10 @@ if [[ " $BUNDLES " == *" dio "* ]]; then
         --output_dir "$OUT/dio_eval" --iterations "[60,40,20]" --eval_iterations "[60,40,20]" > "$OUT/dio_evaluate.log" 2>&1 \
         || { tail -40 "$OUT/dio_evaluate.log"; exit 1; }
     sed -n '/Trained model: training solver/,/^$/p' "$OUT/dio_evaluate.log" | grep -v "^[0-9]\{4\}-"
+    record "DIO (trained features, SGD free-form)" "OASIS-layout 3-D" "$OUT/dio_eval/trained_solver/metrics_summary.csv" \
+        "SGD (free-form)" "$START"
+    record "DIO (trained features, Adam diffeomorphic)" "OASIS-layout 3-D" \
+        "$OUT/dio_eval/switched_solver/metrics_summary.csv" "Adam (diffeomorphic)" "$START"
     echo "== DIO 4/5: a moving image at 1.2 x 1.2 x 2 mm (another array size), kept on its own grid"
     python3 - "$OUT" <<'PY'
 import json, sys
@@ -118,7 +135,15 @@ PY
             || { tail -40 "$OUT/dio_inference_$FEATURES.log"; exit 1; }
         echo "-- features: $FEATURES"
         show_tables "$OUT/dio_inference_$FEATURES.log"
+        record "DIO ($FEATURES features), moving at 1.2 x 1.2 x 2 mm" "OASIS-layout 3-D" \
+            "$OUT/dio_inference_$FEATURES/metrics_summary.csv" "DIO Adam (diffeomorphic)" "$START"
     done
     echo "DIO metrics: $OUT/dio_eval/comparison.csv, $OUT/dio_inference_{unet,intensity}/metrics_per_case.csv"
     echo "DIO QC figures: $(ls "$OUT"/dio_eval/*/pairs/*/qc.png "$OUT"/dio_inference_unet/*/qc.png 2>/dev/null | head -3 | tr '\n' ' ')"
+fi
+
+if [[ -s "$RUNS" ]]; then
+    echo
+    echo "== Summary: every registration of this demo (seconds: wall time of the method's demo steps so far)"
+    python3 scripts/demo_summary.py "$RUNS"
 fi

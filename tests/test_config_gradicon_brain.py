@@ -68,6 +68,11 @@ def test_evaluation_instance_optimisation_is_the_papers():
     assert (inferer.steps, inferer.optimizer, inferer.learning_rate) == (50, "adam", 2e-5)
     assert (inferer.surgery.rule, inferer.surgery.weight, inferer.batchnorm) == ("weighted_sum", 1.5, "eval")
     assert parser.get_parsed_content("stage") == 2
+    assert parser.get_parsed_content("io_method") == "GradICON + IO"
+    # --io_mode projected: IO with gradient projection (io_gradient_projection.md §2.4) on the same model
+    projected = bundle_config("gradicon_brain", "train.json", "evaluate.json", io_mode="projected")
+    assert projected.get_parsed_content("validate_io#inferer").surgery.rule == "random"
+    assert projected.get_parsed_content("io_method") == "GradICON + IO-GP"
 
 
 def test_stage2_starts_from_the_stage1_checkpoint(lumir_dataset, tmp_path):

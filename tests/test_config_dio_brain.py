@@ -185,3 +185,12 @@ def test_training_lowers_eq2_and_raises_dice(oasis_dataset, tmp_path):
         (loss_before, dice_before), (loss_after, dice_after) = before[key], after[key]
         assert loss_after < loss_before - 0.05, (key, before[key], after[key])
         assert dice_after > dice_before + 0.01, (key, before[key], after[key])
+
+
+def test_spatial_dims_2_builds_2d_features_and_pair_checks():
+    parser = bundle_config("dio_brain", "inference.json", spatial_dims=2, feature_network="unet")
+    network = parser.get_parsed_content("network_def")
+    assert {type(m) for m in network.feature_net.modules()} & {torch.nn.Conv2d}
+    assert not {type(m) for m in network.feature_net.modules()} & {torch.nn.Conv3d}
+    check = next(t for t in parser.get_parsed_content("preprocessing").transforms if type(t).__name__ == "CheckPaird")
+    assert check.spatial_dims == 2

@@ -292,3 +292,35 @@ def test_storage_order_with_prompts_and_a_permuted_moving_image():
     warped = warp_moving(lia[None] if lia.ndim == 4 else lia, stored.full_resolution_ddfs[-1], stored.fixed_to_moving)
     ras_warped = warp_moving(moving, ras, None)
     assert (warped - ras_warped).abs().max() < 1e-4
+
+
+def test_a_partial_coverage_moving_image_is_not_matched_outside_its_field_of_view():
+    """The moving image covers only z >= 14 mm of the fixed brain (same anatomy: the true field is
+    the identity). Sampling replicated border values there pulls the covered region too; masking
+    the dissimilarity outside the moving field of view (the default) keeps it much closer."""
+    from data_prep.synthetic_brain import brain_subject
+
+    image = torch.from_numpy(brain_subject((32, 36, 32), seed=3).image)[None, None]
+    fixed = MetaTensor(image, affine=torch.eye(4, dtype=torch.float64))
+    affine = torch.eye(4, dtype=torch.float64)
+    affine[2, 3] = 14.0
+    moving = MetaTensor(image[..., 14:].clone(), affine=affine)
+
+    def covered_motion(outside_moving):
+        solver = MultiScaleSolver(
+            optimizer="adam",
+            transform="diffeomorphic",
+            iterations=(100, 50, 25),
+            convergence_eps=0,
+            outside_moving=outside_moving,
+        )
+        net = DIORegistration(build_feature_network("intensity", spatial_dims=3), solver)
+        with torch.no_grad():
+            ddf = net.register(fixed, moving).full_resolution_ddfs[-1]
+        return ddf[..., 16:].norm(dim=1).mean(), ddf[..., :14].norm(dim=1).mean()
+
+    masked, border = covered_motion("mask"), covered_motion("border")
+    assert masked[0] < 0.75 * border[0]  # 0.29 vs 0.50 voxels
+    assert masked[1] < 0.5 * border[1]  # outside the coverage: 0.98 vs 4.5 voxels
+    with pytest.raises(ValueError, match="outside_moving"):
+        MultiScaleSolver(outside_moving="zeros")

@@ -101,6 +101,10 @@ class MultiScaleSolver(nn.Module):
         integration_steps: scaling-and-squaring steps of the SVF model.
         sgd_max_step: longest SGD step per voxel, in voxels (see ``step_rules``).
         adam_betas: Adam's betas.
+        outside_moving: with a fixed-to-moving geometry (images of different fields of view),
+            ``"mask"`` counts the dissimilarity only where ``x + u(x)`` falls inside the moving
+            image (a partial-coverage scan is not matched against invented border values);
+            ``"border"`` compares replicated border values there, as same-grid pairs always do.
     """
 
     def __init__(
@@ -122,8 +126,10 @@ class MultiScaleSolver(nn.Module):
         integration_steps: int = 7,
         sgd_max_step: float = 0.5,
         adam_betas: Sequence[float] = (0.9, 0.99),
+        outside_moving: str = "mask",
     ) -> None:
         super().__init__()
+        self.outside_moving = check_option("outside_moving", outside_moving, ("mask", "border"))
         self.iterations = [int(i) for i in iterations]
         if not self.iterations or any(i < 0 for i in self.iterations):
             raise ValueError(f"iterations must be non-negative counts, one per level, got {iterations}.")
@@ -170,7 +176,15 @@ class MultiScaleSolver(nn.Module):
     ):
         def objective(ddf: torch.Tensor, fixed_feature: torch.Tensor, moving_feature: torch.Tensor) -> torch.Tensor:
             warped = sample_moving(moving_feature, ddf, fixed_to_moving)
-            loss = dissimilarity(warped, fixed_feature)
+            if self.outside_moving == "mask" and fixed_to_moving is not None:
+                # only where x + u(x) falls inside the moving image's field of view: replicated
+                # border values would otherwise be matched as if they were anatomy
+                inside = sample_moving(
+                    torch.ones_like(moving_feature[:, :1]), ddf.detach(), fixed_to_moving, "bilinear", "zeros"
+                )
+                loss = dissimilarity(warped * inside, fixed_feature * inside)
+            else:
+                loss = dissimilarity(warped, fixed_feature)
             if self.regularization_weight > 0:
                 voxels = ddf[0, 0].numel() * ddf.shape[0]
                 loss = loss + self.regularization_weight * voxels * self.regularizer(ddf)

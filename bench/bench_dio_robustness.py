@@ -102,7 +102,8 @@ def make_subject(size: int, seed: int, index: int, deform: float, thickness: int
 
 
 def train(args, subjects: list[dict], device: torch.device) -> tuple[torch.nn.Module, list[float], float]:
-    """DIO training on isotropic pairs (Eq. 2 through the solver's implicit backward); returns the net."""
+    """DIO training (Eq. 2 through the solver's implicit backward) on isotropic pairs, or with probability
+    ``args.augment_anisotropy`` on pairs whose moving images have thick slices; returns the net."""
     torch.manual_seed(args.seed)
     net = build_feature_network(
         "unet", spatial_dims=3, feature_channels=args.feature_channels, channels=tuple(args.channels), scales=SCALES
@@ -121,8 +122,18 @@ def train(args, subjects: list[dict], device: torch.device) -> tuple[torch.nn.Mo
         pairs = [rng.choice(len(subjects), size=2, replace=False) for _ in range(args.batch_size)]
         fixed_idx = torch.tensor([int(p[0]) for p in pairs])
         moving_idx = torch.tensor([int(p[1]) for p in pairs])
+        moving, moving_label, geometry = images[moving_idx], labels[moving_idx], {}
+        if rng.random() < args.augment_anisotropy:
+            # the moving images re-acquired with thick slices (as RandAnisotropicResampled does in the
+            # bundle), read through their affine
+            thickness = int(rng.choice([3, 5]))
+            thick = [thick_slices(subjects[int(i)]["image"], subjects[int(i)]["label"], thickness) for i in moving_idx]
+            moving = torch.cat([_tensor(t[0], device) for t in thick])
+            moving_label = torch.cat([_tensor(t[1], device) for t in thick])
+            affine = torch.as_tensor(thick[0][2], dtype=torch.float64)
+            geometry = {"fixed_affine": torch.eye(4, dtype=torch.float64), "moving_affine": affine}
         terms = objective(
-            model, images[moving_idx], images[fixed_idx], fixed_label=labels[fixed_idx], moving_label=labels[moving_idx]
+            model, moving, images[fixed_idx], fixed_label=labels[fixed_idx], moving_label=moving_label, **geometry
         )
         loss = terms.similarity + terms.regularization
         optimizer.zero_grad(set_to_none=True)
@@ -271,6 +282,7 @@ def report(
     command = (
         f"python bench/bench_dio_robustness.py --size {args.size} --train_subjects {args.train_subjects} "
         f"--test_pairs {args.test_pairs} --steps {args.steps} --batch_size {args.batch_size} --lr {args.lr:g} "
+        f"--augment_anisotropy {args.augment_anisotropy:g} "
         f"--train_iterations {' '.join(map(str, args.train_iterations))} "
         f"--test_iterations {' '.join(map(str, args.test_iterations))} --slice_thickness {args.slice_thickness} "
         f"--deform {args.deform:g} --channels {' '.join(map(str, args.channels))} "
@@ -290,9 +302,10 @@ def report(
         f"{args.train_subjects} - {args.train_subjects + args.test_pairs} giving {pairs} pairs (subject i fixed, i + 1 "
         f"moving). DIO: U-Net features (channels {tuple(args.channels)}, {args.feature_channels} feature channels at "
         f"scales 4, 2, 1, {args.param_count} parameters), trained {args.steps} Adam steps (lr {args.lr:g}) of "
-        f"{args.batch_size} random isotropic pairs with `DIOObjective` (0.25 x LNCC + Dice over the 35 labels, every "
-        f"level) through the solver (free-form, SGD, {', '.join(map(str, args.train_iterations))} iterations, "
-        f"Jacobian-free backward); "
+        f"{args.batch_size} random pairs (with probability {args.augment_anisotropy:g} the moving images re-acquired "
+        f"with 3 or 5 mm slices, read through their affine) with `DIOObjective` (0.25 x LNCC + Dice over the 35 "
+        f"labels, every level) through the solver (free-form, SGD, "
+        f"{', '.join(map(str, args.train_iterations))} iterations, Jacobian-free backward); "
         + (
             f"training loss {first:.3f} (mean of the first 10 steps) -> {last:.3f} (last 10). "
             if losses
@@ -399,6 +412,12 @@ def main() -> None:
     parser.add_argument("--train_subjects", type=int, default=20)
     parser.add_argument("--test_pairs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60, help="Adam steps of training")
+    parser.add_argument(
+        "--augment_anisotropy",
+        type=float,
+        default=0.0,
+        help="probability that a training step's moving images are re-acquired with thick slices",
+    )
     parser.add_argument("--batch_size", type=int, default=2, help="pairs per training step")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--train_iterations", type=int, nargs=3, default=[20, 10, 5])

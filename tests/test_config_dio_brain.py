@@ -55,6 +55,13 @@ def test_training_defaults_are_the_papers(oasis_dataset):
     assert type(scheduler) is torch.optim.lr_scheduler.PolynomialLR
     assert (scheduler.power, scheduler.total_iters) == (0.9, 100 * 1000)
     assert parser.get_parsed_content("train#dataloader#batch_size") == 1
+    # no augmentation in the paper; thick-slice resampling is an option (off)
+    augment = next(
+        t
+        for t in parser.get_parsed_content("train#preprocessing").transforms
+        if type(t).__name__ == "RandAnisotropicResampled"
+    )
+    assert augment.prob == 0.0 and augment.factor_range == (1.5, 4.0)
     # Eq. 2: 0.25 LNCC (9-voxel window) + 1.0 Dice with squared denominators over OASIS' 35 labels
     objective = parser.get_parsed_content("objective")
     assert isinstance(objective, DIOObjective)

@@ -324,3 +324,45 @@ def test_a_partial_coverage_moving_image_is_not_matched_outside_its_field_of_vie
     assert masked[1] < 0.5 * border[1]  # outside the coverage: 0.98 vs 4.5 voxels
     with pytest.raises(ValueError, match="outside_moving"):
         MultiScaleSolver(outside_moving="zeros")
+
+
+def test_trainer_passes_the_affines_of_a_thick_slice_moving_image():
+    """A training pair whose moving image has half as many, twice as thick rows (MetaTensors): the
+    trainer hands their affines to DIOObjective, which reads the moving image through them; the
+    warped moving image lies on the fixed grid."""
+    fixed, fixed_label = _disc((24, 28), (11, 14), 6)
+    moving, moving_label = _disc((24, 28), (13, 12), 6)
+    thin = torch.diag(torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    thick = thin.clone()
+    thick[0, 0], thick[0, 3] = 2.0, 0.5  # rows of 2 mm, the field of view kept edge to edge
+    thick_moving = torch.nn.functional.avg_pool2d(moving, (2, 1))
+    thick_label = moving_label[:, :, ::2]
+    seen = {}
+
+    class Recording(DIOObjective):
+        def forward(self, network, moving, fixed, **kwargs):
+            seen.update(kwargs)
+            return super().forward(network, moving, fixed, **kwargs)
+
+    net = _net(iterations=(3, 3, 3))
+    batch = {
+        "fixed_image": MetaTensor(fixed, affine=thin[None]),
+        "moving_image": MetaTensor(thick_moving, affine=thick[None]),
+        "fixed_label": fixed_label,
+        "moving_label": thick_label,
+    }
+    trainer = GradientSurgeryTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=[batch],
+        network=net,
+        optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
+        objective=Recording(labels=[1, 2], spatial_dims=2),
+        surgery="weighted_sum",
+        regularization_weight=1.0,
+        fuse_weighted_sum=True,
+        decollate=False,
+    )
+    trainer.run()
+    assert torch.equal(seen["moving_affine"][0], thick) and torch.equal(seen["fixed_affine"][0], thin)
+    assert trainer.state.output["warped_image"].shape == fixed.shape

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from monai.data import MetaTensor
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.engines.workflow import Workflow
@@ -23,14 +24,25 @@ __all__ = ["GradientSurgeryTrainer"]
 
 def _label_arguments(objective: Any, output: dict) -> dict:
     """``fixed_label`` / ``moving_label`` (plain tensors) for objectives that declare ``requires_labels``
-    (e.g. DIO's Eq. 2 Dice term); nothing for the others."""
-    if not getattr(objective, "requires_labels", False):
-        return {}
-    return {
-        key: convert_to_tensor(output[key], track_meta=False)
-        for key in ("fixed_label", "moving_label")
-        if key in output
-    }
+    (e.g. DIO's Eq. 2 Dice term), and ``fixed_affine`` / ``moving_affine`` (the images' ``(B, 4, 4)``
+    MetaTensor affines) for those that declare ``requires_affines`` (DIO reads a moving image of
+    another grid through them); nothing for the others."""
+    arguments = {}
+    if getattr(objective, "requires_labels", False):
+        arguments.update(
+            {
+                key: convert_to_tensor(output[key], track_meta=False)
+                for key in ("fixed_label", "moving_label")
+                if key in output
+            }
+        )
+    if getattr(objective, "requires_affines", False):
+        for role in ("fixed", "moving"):
+            image = output.get(f"{role}_image")
+            if isinstance(image, MetaTensor):
+                affine = image.affine
+                arguments[f"{role}_affine"] = affine if affine.ndim == 3 else affine.unsqueeze(0)
+    return arguments
 
 
 class GradientSurgeryTrainer(SupervisedTrainer):
@@ -60,7 +72,8 @@ class GradientSurgeryTrainer(SupervisedTrainer):
 
     ``engine.state.output`` is a dict with the batch's ``fixed_image``, ``moving_image`` (and
     ``fixed_label``, ``moving_label``, landmarks when present, with their MONAI metadata),
-    ``image`` (the network input), ``label`` (= ``fixed_label`` when present), ``pred`` (the
+    ``image`` (the network input; absent for an objective with ``requires_affines`` given images
+    on different grids), ``label`` (= ``fixed_label`` when present), ``pred`` (the
     DDF, detached), ``warped_image`` (detached), ``loss`` (detached 0-d tensor
     ``sim + w * reg``, for logging: ``w`` is ``surgery.loss_weight``, i.e. the regularisation
     weight for ``weighted_sum``/``pcgrad``/``random`` and 1 for ``gsmorph``/``gs_agr``, which
@@ -162,13 +175,14 @@ class GradientSurgeryTrainer(SupervisedTrainer):
             convert_to_tensor(output["fixed_image"], track_meta=False),
             convert_to_tensor(output["moving_image"], track_meta=False),
         )
-        if fixed.shape[2:] != moving.shape[2:] or fixed.shape[0] != moving.shape[0]:
+        own_grids = getattr(engine.objective, "requires_affines", False)  # DIO reads each image on its grid
+        if fixed.shape[0] != moving.shape[0] or (fixed.shape[2:] != moving.shape[2:] and not own_grids):
             raise ValueError(
                 f"fixed and moving images must share batch size and grid; got {tuple(fixed.shape)} and "
                 f"{tuple(moving.shape)}."
             )
-        inputs = torch.cat([moving, fixed], dim=1)
-        output[CommonKeys.IMAGE] = inputs
+        if fixed.shape[2:] == moving.shape[2:]:
+            output[CommonKeys.IMAGE] = torch.cat([moving, fixed], dim=1)
         if "fixed_label" in output:
             output[CommonKeys.LABEL] = output["fixed_label"]
         engine.state.output = output

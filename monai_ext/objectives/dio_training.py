@@ -46,6 +46,7 @@ class DIOObjective(nn.Module):
     """
 
     requires_labels = True
+    requires_affines = True
 
     def __init__(
         self,
@@ -77,8 +78,12 @@ class DIOObjective(nn.Module):
         fixed: torch.Tensor,
         fixed_label: torch.Tensor | None = None,
         moving_label: torch.Tensor | None = None,
+        fixed_affine: torch.Tensor | None = None,
+        moving_affine: torch.Tensor | None = None,
     ) -> RegistrationTerms:
-        result = network.register(fixed, moving)
+        # with both affines the moving image is read through world coordinates (another grid,
+        # e.g. after RandAnisotropicResampled); without, the two images span the same field of view
+        result = network.register(fixed, moving, fixed_affine, moving_affine)
         use_labels = bool(self.labels) and self.dice_weight > 0
         if use_labels and (fixed_label is None or moving_label is None):
             raise ValueError(

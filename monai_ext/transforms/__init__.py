@@ -1,6 +1,8 @@
-"""Dictionary transforms for fixed/moving pairs: checks, augmentation, intensity scaling to [0, 1]."""
+"""Dictionary transforms for fixed/moving pairs: checks, augmentation (flips and affines, thick-slice
+resampling), intensity scaling to [0, 1]."""
 
 from .pair_checks import CheckPaird
+from .rand_anisotropic_resample import RandAnisotropicResampled
 from .rand_pair_flip_affine import RandPairFlipAffined
 from .unigradicon_augmentation import unigradicon_augmentation
 from .unit_intensity import MODALITIES, modality_intensity_transform, unit_intensity_transformd
@@ -8,6 +10,7 @@ from .unit_intensity import MODALITIES, modality_intensity_transform, unit_inten
 __all__ = [
     "CheckPaird",
     "RandPairFlipAffined",
+    "RandAnisotropicResampled",
     "MODALITIES",
     "modality_intensity_transform",
     "unit_intensity_transformd",

@@ -64,6 +64,7 @@ from data_prep.brain_datalist import (
     subject_id,
     subject_number,
 )
+from monai_ext.options import flag
 
 __all__ = [
     "LUMIR_JSON",
@@ -292,11 +293,11 @@ def prepare_lumir(
     and ``evaluation`` (the official Dice label set, label 0 included).
     """
     out = Path(out)
+    absolute, check_data = flag(absolute_paths, "absolute_paths"), flag(check_data, "check_data")
     json_path, training, pairs, raw = read_lumir_json(root, dataset_json)
     training = _training_images(training, pairs, json_path)
     shape, spacing, observed = _check_volumes(training, pairs, check_data, num_workers)
     drawn = random_pairs(len(training), len(training) if num_pairs is None else num_pairs, seed)
-    absolute = bool(absolute_paths)
     splits: dict[str, list[dict[str, Any]]] = {}
     for split in ("validation", "testing"):
         splits[split] = [_pair(p, out, absolute) for p in pairs[split]]

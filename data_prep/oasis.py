@@ -76,7 +76,7 @@ from data_prep.brain_datalist import (
     subject_id,
     subject_number,
 )
-from monai_ext.options import check_option
+from monai_ext.options import check_option, flag
 
 __all__ = [
     "OASIS_JSON",
@@ -543,6 +543,7 @@ def prepare_oasis(
     ``spacing``, ``intensity`` and ``evaluation`` (Dice over labels 1 .. N, background not counted).
     """
     out = Path(out)
+    absolute, check_data = flag(absolute_paths, "absolute_paths"), flag(check_data, "check_data")
     layout = str(layout).lower()
     if layout == "auto":
         layout = detect_oasis_layout(root, dataset_json)
@@ -568,7 +569,6 @@ def prepare_oasis(
     if observed is not None:
         a_max = 1.0 if observed[1] <= 1.0 + 1e-3 else 255.0 if observed[1] <= 255.0 + 1e-3 else observed[1]
     drawn = random_pairs(len(training), len(training) if num_pairs is None else num_pairs, seed)
-    absolute = bool(absolute_paths)
     structures = [int(k) for k in names if k != "0"]
     title = "Learn2Reg OASIS" if layout == "learn2reg" else f"neurite-OASIS ({variant})"
     datalist = PairDatalist(

@@ -58,7 +58,7 @@ from data_prep.lumir import LUMIR_DICE_LABELS, LUMIR_JSON, LUMIR_SHAPE
 from data_prep.oasis import OASIS_JSON, OASIS_SEG4_LABELS, OASIS_SEG24_LABELS, OASIS_SEG35_LABELS
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.io.nifti import save_nifti
-from monai_ext.options import check_option
+from monai_ext.options import check_option, flag
 
 __all__ = [
     "BrainSubject",
@@ -410,6 +410,7 @@ def make_synthetic_lumir(
         deform: scale of the inter-subject deformation.
     """
     _check_counts(num_train=num_train, num_val=num_val)
+    annotations = flag(annotations, "annotations")
     if num_train < 2 or num_val < 2:
         raise ValueError("need num_train >= 2 and num_val >= 2")
     out = Path(out)

@@ -238,9 +238,13 @@ def test_missing_files_are_named(data, tmp_path):
         register(str(data["fixed"]), str(tmp_path / "nothing.nii.gz"), weights=str(data["weights"]))
 
 
-def test_weights_are_required_unless_random_ones_are_asked_for(data):
-    with pytest.raises(ValueError, match="allow_random_weights"):
-        register(str(data["fixed"]), str(data["moving"]))
+@pytest.mark.parametrize("allow", [False, "false", "False", "0", 0])
+def test_weights_are_required_unless_random_ones_are_asked_for(data, allow):
+    # as typed on the command line: "false" must not count as true
+    with pytest.raises(ValueError, match="no network weights given"):
+        register(str(data["fixed"]), str(data["moving"]), allow_random_weights=allow)
+    with pytest.raises(ValueError, match="allow_random_weights must be true or false"):
+        register(str(data["fixed"]), str(data["moving"]), allow_random_weights="maybe")
 
 
 def test_unsuitable_images_are_named(data, tmp_path):

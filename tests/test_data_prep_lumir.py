@@ -241,3 +241,15 @@ def test_command_line(tmp_path):
     assert len(data["training"]) == 5 and data["seed"] == 2 and data["spatial_shape"] == [20, 24, 22]
     assert len(data["validation"]) == 2 and len(data["validation_labelled"]) == 2  # one group below 4 images
     assert Path(data["training"][0]["fixed_image"]).is_absolute()
+
+
+def test_command_line_flags_read_as_typed(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    synthetic_command("lumir", str(raw), num_subjects=4, num_val=3, size=(20, 24, 22), seed=1, annotations="false")
+    assert not (raw / "labelsVal").exists()  # annotations "false" is false
+    run_module("data_prep", "lumir", *cli(root=raw, out=out, absolute_paths="false", check_data="False"))
+    data = json.loads((out / "datalist.json").read_text())
+    assert not Path(data["training"][0]["fixed_image"]).is_absolute()
+    assert "observed_min" not in data["intensity"]  # headers only: no intensity range was read
+    result = run_module("data_prep", "lumir", *cli(root=raw, out=tmp_path / "x", check_data="maybe"), check=False)
+    assert result.returncode != 0 and "check_data must be true or false" in result.stderr

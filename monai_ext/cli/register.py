@@ -62,6 +62,7 @@ from monai_ext.cli.register_pipeline import make_inferer, read_pair, write_outpu
 from monai_ext.cli.register_report import registration_summary
 from monai_ext.inferers.registration_inferer import IO_MODES
 from monai_ext.networks import load_unigradicon_weights, unigradicon_network
+from monai_ext.options import flag
 from monai_ext.transforms import MODALITIES, modality_intensity_transform
 
 __all__ = [
@@ -178,6 +179,7 @@ def register(
         allow_random_weights=allow_random_weights,
         network=network,
     )
+    progress, verbose = flag(progress, "progress"), flag(verbose, "verbose")
     pair = read_pair(options.sources, options.fixed_modality, options.moving_modality)
     if network is None:
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG state untouched

@@ -15,7 +15,7 @@ from monai_ext.inferers.instance_optimization import BATCHNORM_MODES
 from monai_ext.inferers.registration_inferer import IO_MODES
 from monai_ext.io.atomic import full_suffix
 from monai_ext.io.displacement_field import IMAGE_SUFFIXES, TRANSFORM_SUFFIXES
-from monai_ext.options import check_option
+from monai_ext.options import check_option, flag
 from monai_ext.transforms import MODALITIES
 
 __all__ = ["RegisterOptions", "OFFICIAL_WEIGHTS_URL", "IMAGE_OUTPUT_SUFFIXES"]
@@ -92,6 +92,7 @@ class RegisterOptions:
         network: nn.Module | None,
     ) -> RegisterOptions:
         """Check every argument of :func:`monai_ext.cli.register.register` (see there)."""
+        allow_random_weights = flag(allow_random_weights, "allow_random_weights")
         fixed_modality = check_option("fixed_modality", fixed_modality, MODALITIES, lower=True)
         moving_modality = check_option("moving_modality", moving_modality, MODALITIES, lower=True)
         io_mode = check_option("io_mode", io_mode, IO_MODES, lower=True)

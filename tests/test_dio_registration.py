@@ -84,23 +84,29 @@ def test_one_hot_labels():
     assert torch.equal(onehot, torch.tensor([[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 0.0], [1.0, 0.0]]]]))
 
 
+def _dio_trainer(net, batch, objective, **kwargs) -> GradientSurgeryTrainer:
+    """One epoch of the one pair ``batch``: Adam (lr 1e-3) on the summed Eq. 2 terms."""
+    return GradientSurgeryTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=[batch],
+        network=net,
+        optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
+        objective=objective,
+        surgery="weighted_sum",
+        regularization_weight=1.0,
+        fuse_weighted_sum=True,
+        **kwargs,
+    )
+
+
 def test_trainer_passes_labels_and_updates_the_feature_network():
     net = _net(iterations=(3, 3, 3))
     fixed, fixed_label = _disc((24, 28), (11, 14), 6)
     moving, moving_label = _disc((24, 28), (14, 11), 6)
     batch = {"fixed_image": fixed, "moving_image": moving, "fixed_label": fixed_label, "moving_label": moving_label}
     before = [p.detach().clone() for p in net.parameters()]
-    trainer = GradientSurgeryTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=[batch],
-        network=net,
-        optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
-        objective=DIOObjective(labels=[1, 2], spatial_dims=2),
-        surgery="weighted_sum",
-        regularization_weight=1.0,
-        fuse_weighted_sum=True,
-    )
+    trainer = _dio_trainer(net, batch, DIOObjective(labels=[1, 2], spatial_dims=2))
     trainer.run()
     assert math.isfinite(float(trainer.state.output[0]["loss"]))  # decollated
     assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
@@ -351,18 +357,7 @@ def test_trainer_passes_the_affines_of_a_thick_slice_moving_image():
         "fixed_label": fixed_label,
         "moving_label": thick_label,
     }
-    trainer = GradientSurgeryTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=[batch],
-        network=net,
-        optimizer=torch.optim.Adam(net.parameters(), lr=1e-3),
-        objective=Recording(labels=[1, 2], spatial_dims=2),
-        surgery="weighted_sum",
-        regularization_weight=1.0,
-        fuse_weighted_sum=True,
-        decollate=False,
-    )
+    trainer = _dio_trainer(net, batch, Recording(labels=[1, 2], spatial_dims=2), decollate=False)
     trainer.run()
     assert torch.equal(seen["moving_affine"][0], thick) and torch.equal(seen["fixed_affine"][0], thin)
     assert trainer.state.output["warped_image"].shape == fixed.shape

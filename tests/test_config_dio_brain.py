@@ -201,3 +201,12 @@ def test_spatial_dims_2_builds_2d_features_and_pair_checks():
     assert not {type(m) for m in network.feature_net.modules()} & {torch.nn.Conv3d}
     check = next(t for t in parser.get_parsed_content("preprocessing").transforms if type(t).__name__ == "CheckPaird")
     assert check.spatial_dims == 2
+
+
+def test_affine_stage_is_an_option_of_inference():
+    parser = bundle_config("dio_brain", "inference.json")
+    assert parser.get_parsed_content("inferer").affine_solver is None  # OASIS / LUMIR come affinely aligned
+    parser = bundle_config("dio_brain", "inference.json", affine_stage="true", affine_iterations=[10, 5, 5])
+    affine = parser.get_parsed_content("inferer").affine_solver
+    assert (affine.transform, affine.optimizer, affine.iterations) == ("affine", "adam", [10, 5, 5])
+    assert parser.get_parsed_content("method_name") == "DIO Adam (affine + diffeomorphic)"

@@ -29,6 +29,8 @@ class DIOInferer(Inferer):
       all their labels) enter the optimisation objective; with ``landmark_prompt_weight > 0`` the
       pair's landmark maps (one value per landmark, matched by value) do. Prompting with the
       labels that are also scored is only a demonstration of the mechanism, not an evaluation.
+    - ``affine_solver``: an affine stage run before the deformable solver, in the same run (as
+      ANTs runs affine then deformable by default); None: deformable only (pre-aligned data).
 
     :meth:`register_pair` is what ``RegistrationEvaluator`` calls for inferers that have it; it
     returns the DDF on the fixed grid and the moving image / labels warped onto the fixed grid.
@@ -42,6 +44,7 @@ class DIOInferer(Inferer):
         label_prompt_weight: float = 0.0,
         prompt_labels: Sequence[int] | None = None,
         landmark_prompt_weight: float = 0.0,
+        affine_solver: MultiScaleSolver | None = None,
     ) -> None:
         super().__init__()
         if label_prompt_weight < 0 or landmark_prompt_weight < 0:
@@ -51,6 +54,7 @@ class DIOInferer(Inferer):
         self.label_prompt_weight = float(label_prompt_weight)
         self.prompt_labels = None if prompt_labels is None else [int(v) for v in prompt_labels]
         self.landmark_prompt_weight = float(landmark_prompt_weight)
+        self.affine_solver = affine_solver
 
     def _prompts(self, pair: dict, fixed: torch.Tensor, moving: torch.Tensor) -> list[Prompt]:
         prompts: list[Prompt] = []
@@ -113,7 +117,12 @@ class DIOInferer(Inferer):
         else:
             fixed_in, moving_in = fixed, moving
         result = network.register(
-            fixed_in, moving_in, prompts=self._prompts(pair, fixed, moving), solver=self.solver, **affines
+            fixed_in,
+            moving_in,
+            prompts=self._prompts(pair, fixed, moving),
+            solver=self.solver,
+            affine_solver=self.affine_solver,
+            **affines,
         )
         ddf = result.full_resolution_ddfs[-1]
         output = {

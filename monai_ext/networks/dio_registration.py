@@ -12,6 +12,7 @@ from torch import nn
 
 from monai_ext.solvers.multiscale_solver import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import Prompt
+from monai_ext.solvers.transform_models import affine_geometry, compose_affine
 from monai_ext.spatial import (
     canonical_affine,
     canonical_axes,
@@ -114,6 +115,7 @@ class DIORegistration(nn.Module):
         moving_affine: Any = None,
         prompts: Sequence[Prompt] = (),
         solver: MultiScaleSolver | None = None,
+        affine_solver: MultiScaleSolver | None = None,
     ) -> SolverResult:
         """Register ``moving`` ``(B, C, *moving_spatial)`` to ``fixed`` ``(B, C, *fixed_spatial)``.
 
@@ -124,6 +126,9 @@ class DIORegistration(nn.Module):
                 of view.
             prompts: extra objective terms (``monai_ext.solvers.LabelPrompt`` / ``LandmarkPrompt``).
             solver: a solver to use instead of the trained one (test-time switching, §4.4).
+            affine_solver: a solver with ``transform="affine"`` run first, on the same features;
+                the deformable solver then starts from its result (affine, then deformable, in
+                one run, as ANTs does by default). Test time only: no gradient flows through it.
 
         Returns:
             the solver's result with ``full_resolution_ddfs`` (every level on the fixed grid) and
@@ -139,7 +144,7 @@ class DIORegistration(nn.Module):
         fixed, moving = convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)
         axes = self._canonical_axes(fixed, moving, fixed_affine, moving_affine)
         if axes is None:
-            return self._register(fixed, moving, fixed_affine, moving_affine, prompts, solver)
+            return self._register(fixed, moving, fixed_affine, moving_affine, prompts, solver, affine_solver)
         # register the arrays in RAS storage order (exact flips / transpositions), then put the
         # fields back in the stored order: how an image is stored does not change the result
         (fixed_axes, moving_axes), shapes = axes, (fixed.shape[2:], moving.shape[2:])
@@ -150,6 +155,7 @@ class DIORegistration(nn.Module):
             canonical_affine(moving_affine, *moving_axes, shapes[1]),
             [p.reoriented(fixed_axes, moving_axes) for p in prompts],
             solver,
+            affine_solver,
         )
         result.ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.ddfs]
         result.full_resolution_ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.full_resolution_ddfs]
@@ -172,10 +178,22 @@ class DIORegistration(nn.Module):
         identity = ((), tuple(range(fixed.ndim - 2)))
         return None if axes[0] == axes[1] == identity else (axes[0], axes[1])
 
-    def _register(self, fixed, moving, fixed_affine, moving_affine, prompts, solver) -> SolverResult:
+    def _register(self, fixed, moving, fixed_affine, moving_affine, prompts, solver, affine_solver) -> SolverResult:
         geometry = self.geometry(fixed, moving, fixed_affine, moving_affine)
         fixed_features, moving_features = self._feature_pair(fixed, moving)
-        result = (self.solver if solver is None else solver)(fixed_features, moving_features, geometry, prompts)
+        solver = self.solver if solver is None else solver
+        if affine_solver is None:
+            result = solver(fixed_features, moving_features, geometry, prompts)
+        else:
+            if affine_solver.model.name != "affine":
+                raise ValueError(f"affine_solver must use transform='affine', got {affine_solver.model.name!r}.")
+            detached = ([f.detach() for f in fixed_features], [f.detach() for f in moving_features])
+            affine = affine_solver(*detached, geometry, prompts)
+            matrix = affine.params[-1].detach()
+            result = solver(fixed_features, moving_features, affine_geometry(matrix, geometry), prompts)
+            result.ddfs = [compose_affine(matrix, ddf) for ddf in result.ddfs]
+            result.iterations = affine.iterations + result.iterations
+            result.losses = affine.losses + result.losses
         shape = tuple(fixed.shape[2:])
         result.full_resolution_ddfs = [
             ddf if tuple(ddf.shape[2:]) == shape else resize_ddf(ddf, shape) for ddf in result.ddfs

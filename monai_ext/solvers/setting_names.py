@@ -15,11 +15,16 @@ def solver_setting_name(
     landmark_prompt_weight: float = 0.0,
     prefix: str = "",
     same_as: str | None = None,
+    affine_stage: bool = False,
 ) -> str:
-    """``<prefix><Optimizer> (<transform>)``, then `` + label prompt`` / `` + landmark prompt`` for the
+    """``<prefix><Optimizer> (<transform>)`` (``(affine + <transform>)`` after an affine stage), then
+    `` + label prompt`` / `` + landmark prompt`` for the
     prompts in use (weight > 0), and ``, test-time`` when the name equals ``same_as`` (a setting chosen
     at test time that repeats the training one)."""
-    name = f"{prefix}{OPTIMIZER_NAMES.get(optimizer, optimizer)} ({TRANSFORM_NAMES.get(transform, transform)})"
+    transform_name = TRANSFORM_NAMES.get(transform, transform)
+    if affine_stage:
+        transform_name = f"affine + {transform_name}"
+    name = f"{prefix}{OPTIMIZER_NAMES.get(optimizer, optimizer)} ({transform_name})"
     if float(label_prompt_weight) > 0:
         name += " + label prompt"
     if float(landmark_prompt_weight) > 0:

@@ -48,6 +48,8 @@ __all__ = [
     "TRANSFORM_MODELS",
     "build_transform_model",
     "gaussian_smooth",
+    "affine_geometry",
+    "compose_affine",
 ]
 
 
@@ -184,6 +186,34 @@ class Affine(TransformModel):
 
     def to_next_level(self, params, shape):
         return params
+
+
+def affine_geometry(params: torch.Tensor, fixed_to_moving: torch.Tensor | None) -> torch.Tensor:
+    """The fixed -> moving normalised-coordinate matrices ``(B, ndim+1, ndim+1)`` of an affine stage
+    followed by the pair's geometry: ``G @ [[A, t], [0, 1]]`` (``G`` the identity when None)."""
+    batch, ndim = params.shape[0], params.shape[1]
+    homogeneous = torch.eye(ndim + 1, dtype=params.dtype, device=params.device).repeat(batch, 1, 1)
+    homogeneous[:, :ndim, :] = params
+    if fixed_to_moving is None:
+        return homogeneous
+    geometry = fixed_to_moving.to(homogeneous)
+    return (geometry if geometry.ndim == 3 else geometry.unsqueeze(0)) @ homogeneous
+
+
+def compose_affine(params: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
+    """The field ``v`` of ``x -> A(x + u(x))``: the affine stage ``params`` ``(B, ndim, ndim+1)``
+    (normalised coordinates) applied after the field ``ddf`` ``(B, ndim, *grid)`` found under
+    :func:`affine_geometry`, so that ``sample_moving(m, v, G)`` reads what
+    ``sample_moving(m, ddf, affine_geometry(params, G))`` reads."""
+    shape = list(ddf.shape[2:])
+    ndim = len(shape)
+    identity = identity_grid(shape, device=ddf.device, dtype=ddf.dtype)
+    points = torch.movedim(identity.unsqueeze(0) + ddf, 1, -1)  # (B, *grid, ndim) voxels
+    normalized = voxel_to_normalized(points, shape).reshape(ddf.shape[0], -1, ndim)
+    params = params.to(ddf)
+    mapped = normalized @ params[:, :, :ndim].transpose(1, 2) + params[:, None, :, ndim]
+    voxels = normalized_to_voxel(mapped, shape).reshape(ddf.shape[0], *shape, ndim)
+    return torch.movedim(voxels, -1, 1) - identity.unsqueeze(0)
 
 
 TRANSFORM_MODELS = {

@@ -22,7 +22,7 @@ from monai_ext.surgery import GradientSurgery
 __all__ = ["GradientSurgeryTrainer"]
 
 
-def _label_arguments(objective: Any, output: dict) -> dict:
+def _objective_arguments(objective: Any, output: dict) -> dict:
     """``fixed_label`` / ``moving_label`` (plain tensors) for objectives that declare ``requires_labels``
     (e.g. DIO's Eq. 2 Dice term), and ``fixed_affine`` / ``moving_affine`` (the images' ``(B, 4, 4)``
     MetaTensor affines) for those that declare ``requires_affines`` (DIO reads a moving image of
@@ -98,8 +98,9 @@ class GradientSurgeryTrainer(SupervisedTrainer):
             ``regularization_loss``, shorthand for ``objective=PairwiseObjective(...)``).
         regularization_loss: ``ddf -> scalar`` to minimise.
         objective: ``(network, moving, fixed) -> RegistrationTerms`` (objectives with a true
-            ``requires_labels`` attribute also get ``fixed_label=``, ``moving_label=``, as
-            ``DIOObjective`` does); give either this or the two
+            ``requires_labels`` attribute also get ``fixed_label=``, ``moving_label=``, those with
+            ``requires_affines`` the images' ``fixed_affine=``, ``moving_affine=`` and may get
+            images on different grids, as ``DIOObjective`` does); give either this or the two
             losses above.
         fuse_weighted_sum: with the ``weighted_sum`` rule, take a single gradient of
             ``sim + lambda * reg`` (one backward pass fewer; the conflict rate is then NaN).
@@ -197,7 +198,7 @@ class GradientSurgeryTrainer(SupervisedTrainer):
         scaler = engine.scaler if engine.amp else None
         autocast_kwargs = {"enabled": True, **engine.amp_kwargs} if engine.amp else {"enabled": False}
         with torch.autocast(device.type, **autocast_kwargs):
-            terms = engine.objective(network, moving, fixed, **_label_arguments(engine.objective, output))
+            terms = engine.objective(network, moving, fixed, **_objective_arguments(engine.objective, output))
             output[CommonKeys.PRED] = terms.ddf.detach()
             output["warped_image"] = terms.warped.detach()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)

@@ -129,6 +129,7 @@ class DIORegistration(nn.Module):
             affine_solver: a solver with ``transform="affine"`` run first, on the same features;
                 the deformable solver then starts from its result (affine, then deformable, in
                 one run, as ANTs does by default). Test time only: no gradient flows through it.
+                The result's ``iterations`` and ``losses`` then list the affine levels first.
 
         Returns:
             the solver's result with ``full_resolution_ddfs`` (every level on the fixed grid) and

@@ -165,29 +165,6 @@ class StationaryVelocity(TransformModel):
         return integrate_velocity(params, self.integration_steps)
 
 
-class Affine(TransformModel):
-    """Affine map of normalised coordinates ``n -> A n + t``, parameters ``(B, ndim, ndim + 1)``."""
-
-    name = "affine"
-    dense = False
-
-    def initial(self, batch, shape, like):
-        ndim = len(shape)
-        eye = torch.eye(ndim, ndim + 1, dtype=like.dtype, device=like.device)
-        return eye.unsqueeze(0).repeat(batch, 1, 1)
-
-    def to_ddf(self, params, shape):
-        ndim = len(shape)
-        points = identity_grid(shape, device=params.device, dtype=params.dtype).movedim(0, -1)
-        normalized = voxel_to_normalized(points, list(shape)).reshape(1, -1, ndim)
-        mapped = normalized @ params[:, :, :ndim].transpose(1, 2) + params[:, None, :, ndim]
-        displacement = normalized_to_voxel(mapped, list(shape)) - points.reshape(1, -1, ndim)
-        return torch.movedim(displacement.reshape(params.shape[0], *shape, ndim), -1, 1)
-
-    def to_next_level(self, params, shape):
-        return params
-
-
 def affine_geometry(params: torch.Tensor, fixed_to_moving: torch.Tensor | None) -> torch.Tensor:
     """The fixed -> moving normalised-coordinate matrices ``(B, ndim+1, ndim+1)`` of an affine stage
     followed by the pair's geometry: ``G @ [[A, t], [0, 1]]`` (``G`` the identity when None)."""
@@ -214,6 +191,24 @@ def compose_affine(params: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:
     mapped = normalized @ params[:, :, :ndim].transpose(1, 2) + params[:, None, :, ndim]
     voxels = normalized_to_voxel(mapped, shape).reshape(ddf.shape[0], *shape, ndim)
     return torch.movedim(voxels, -1, 1) - identity.unsqueeze(0)
+
+
+class Affine(TransformModel):
+    """Affine map of normalised coordinates ``n -> A n + t``, parameters ``(B, ndim, ndim + 1)``."""
+
+    name = "affine"
+    dense = False
+
+    def initial(self, batch, shape, like):
+        ndim = len(shape)
+        eye = torch.eye(ndim, ndim + 1, dtype=like.dtype, device=like.device)
+        return eye.unsqueeze(0).repeat(batch, 1, 1)
+
+    def to_ddf(self, params, shape):
+        return compose_affine(params, params.new_zeros(params.shape[0], len(shape), *shape))
+
+    def to_next_level(self, params, shape):
+        return params
 
 
 TRANSFORM_MODELS = {

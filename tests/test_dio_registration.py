@@ -400,3 +400,32 @@ def test_an_affine_stage_before_the_deformable_one():
     assert chained.iterations == [100, 50, 25, 100, 50, 25]
     with pytest.raises(ValueError, match="affine_solver must use transform='affine'"):
         net.register(fixed, moving, affine_solver=solver)
+
+
+class _RecordingFeatures(torch.nn.Module):
+    """The intensity pyramid, recording the spatial shape of every image it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.pyramid = build_feature_network("intensity")
+        self.shapes = []
+
+    def forward(self, image):
+        self.shapes.append(tuple(image.shape[2:]))
+        return self.pyramid(image)
+
+
+def test_features_of_a_thick_slice_moving_image_at_the_fixed_voxel_size():
+    # the 2 mm moving image (12 x 28) is given to the features as 23 x 28 voxels of 1 mm (first and last
+    # centres kept); the registration, warped image and labels still use the moving image's own grid
+    pair = _anisotropic_pair()
+    solver = MultiScaleSolver(iterations=(40, 40, 80), optimizer="adam", convergence_eps=0)
+    for match in (False, True):
+        features = _RecordingFeatures()
+        output = DIOInferer(match_fixed_spacing=match).register_pair(pair, DIORegistration(features, solver))
+        assert set(features.shapes) == ({(24, 28), (23, 28)} if match else {(24, 28), (12, 28)})
+        assert output["warped_label"].shape == (1, 1, 24, 28)
+        assert torch.allclose(output["pred"][0, :, 11, 14], torch.tensor([2.0, -2.0]), atol=0.5)
+        fixed_label = pair["fixed_label"].as_tensor() > 0
+        warped = output["warped_label"] > 0
+        assert 2 * (warped & fixed_label).sum() / (warped.sum() + fixed_label.sum()) > 0.9

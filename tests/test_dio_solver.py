@@ -462,3 +462,17 @@ def test_exact_ift_reports_an_ill_posed_hessian():
 def test_exact_ift_refuses_the_greedy_diffeomorphic_model():
     with pytest.raises(ValueError, match="non-symmetric operator"):
         MultiScaleSolver(transform="diffeomorphic", backward="ift")
+
+
+def test_fixed_to_moving_matrix_of_coronal_slices_on_different_grids():
+    # two coronal slices (array axes along world x and z, the plane y = const): the in-plane 2x2 block
+    # of their 4x4 affines is singular, so the map comes from the two in-plane columns
+    fixed_affine = np.array([[-1.0, 0, 0, 31.5], [0, 0, 1.0, -0.5], [0, -1.0, 0, 35.5], [0, 0, 0, 1]])
+    moving_affine = np.array([[-1.0, 0, 0, 31.5], [0, 0, 1.0, -0.5], [0, -2.0, 0, 35.5], [0, 0, 0, 1]])  # 2 mm along z
+    matrix = fixed_to_moving_matrix(fixed_affine, moving_affine, (64, 72), (64, 36), dtype=torch.float64)
+    fixed_points = torch.tensor([[[0.0, 0.0], [10.0, 7.0], [63.0, 71.0]]], dtype=torch.float64)
+    moving_points = transform_points(fixed_points, (64, 72), (64, 36), matrix)
+    expected = torch.tensor([[[0.0, 0.0], [10.0, 3.5], [63.0, 35.5]]], dtype=torch.float64)
+    assert torch.allclose(moving_points, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="does not span a plane"):
+        fixed_to_moving_matrix(np.diag([1.0, 0.0, 1.0, 1.0]), moving_affine, (4, 4), (4, 4))

@@ -66,3 +66,25 @@ def test_bad_arguments_and_inputs():
     with pytest.raises(TypeError, match="MetaTensors"):
         transform = RandAnisotropicResampled(prob=1.0)
         transform({k: v.as_tensor() for k, v in _pair().items()})
+
+
+def test_restore_grid_keeps_the_shape_affine_and_label_and_blurs_along_one_axis():
+    transform = RandAnisotropicResampled(prob=1.0, factor_range=(3.0, 3.0), restore_grid=True)
+    transform.set_random_state(seed=0)
+    pair = _pair()
+    out = transform(pair)
+    for key in pair:
+        assert out[key].shape == pair[key].shape
+        np.testing.assert_allclose(np.asarray(out[key].affine), np.asarray(pair[key].affine))
+    changed = [k for k in ("fixed_image", "moving_image") if not torch.equal(out[k], pair[k])]
+    assert len(changed) == 1
+    role = changed[0].split("_")[0]
+    assert torch.equal(out[f"{role}_label"], pair[f"{role}_label"])  # labels are not degraded
+    # thick slices of 3 along one axis, then linear interpolation back: the mean of 3 slices of a
+    # linear ramp (arange) is its middle slice, and linear interpolation between those is exact,
+    # so the ramp comes back everywhere except within 1.5 voxels of the two edges along that axis
+    image, original = out[changed[0]].as_tensor(), pair[changed[0]].as_tensor()
+    edge_errors = [(image - original).abs().movedim(1 + a, 1)[:, [0, -1]].amax().item() for a in range(3)]
+    axis = int(np.argmax(edge_errors))
+    assert edge_errors[axis] >= 1.0  # at least one ramp step (1 along the last axis)
+    assert (image - original).abs().movedim(1 + axis, 1)[:, 2:-2].amax() < 1e-3

@@ -29,6 +29,9 @@ class DIOInferer(Inferer):
       all their labels) enter the optimisation objective; with ``landmark_prompt_weight > 0`` the
       pair's landmark maps (one value per landmark, matched by value) do. Prompting with the
       labels that are also scored is only a demonstration of the mechanism, not an evaluation.
+    - ``match_fixed_spacing``: the moving image's features are computed at the fixed image's voxel
+      size (§4.3's "isotropic" setting, ``DIORegistration.register``); the warped image and labels
+      are still read from the moving image's own grid.
     - ``affine_solver``: an affine stage run before the deformable solver, in the same run (as
       ANTs runs affine then deformable by default); None: deformable only (pre-aligned data).
 
@@ -45,6 +48,7 @@ class DIOInferer(Inferer):
         prompt_labels: Sequence[int] | None = None,
         landmark_prompt_weight: float = 0.0,
         affine_solver: MultiScaleSolver | None = None,
+        match_fixed_spacing: bool = False,
     ) -> None:
         super().__init__()
         if label_prompt_weight < 0 or landmark_prompt_weight < 0:
@@ -55,6 +59,7 @@ class DIOInferer(Inferer):
         self.prompt_labels = None if prompt_labels is None else [int(v) for v in prompt_labels]
         self.landmark_prompt_weight = float(landmark_prompt_weight)
         self.affine_solver = affine_solver
+        self.match_fixed_spacing = bool(match_fixed_spacing)
 
     def _prompts(self, pair: dict, fixed: torch.Tensor, moving: torch.Tensor) -> list[Prompt]:
         prompts: list[Prompt] = []
@@ -122,6 +127,7 @@ class DIOInferer(Inferer):
             prompts=self._prompts(pair, fixed, moving),
             solver=self.solver,
             affine_solver=self.affine_solver,
+            match_fixed_spacing=self.match_fixed_spacing,
             **affines,
         )
         ddf = result.full_resolution_ddfs[-1]

@@ -14,10 +14,12 @@ from monai_ext.solvers.multiscale_solver import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import Prompt
 from monai_ext.solvers.transform_models import affine_geometry, compose_affine
 from monai_ext.spatial import (
+    affine_spacing,
     canonical_affine,
     canonical_axes,
     ddf_from_canonical,
     fixed_to_moving_matrix,
+    resample_to_spacing,
     resize_ddf,
     to_canonical,
 )
@@ -116,6 +118,7 @@ class DIORegistration(nn.Module):
         prompts: Sequence[Prompt] = (),
         solver: MultiScaleSolver | None = None,
         affine_solver: MultiScaleSolver | None = None,
+        match_fixed_spacing: bool = False,
     ) -> SolverResult:
         """Register ``moving`` ``(B, C, *moving_spatial)`` to ``fixed`` ``(B, C, *fixed_spatial)``.
 
@@ -130,6 +133,12 @@ class DIORegistration(nn.Module):
                 the deformable solver then starts from its result (affine, then deformable, in
                 one run, as ANTs does by default). Test time only: no gradient flows through it.
                 The result's ``iterations`` and ``losses`` then list the affine levels first.
+            match_fixed_spacing: compute the moving image's features from a copy resampled to the
+                fixed image's voxel size (same field of view, :func:`~monai_ext.spatial.resample_to_spacing`);
+                §4.3's "isotropic" setting. Convolutional features count their receptive field in
+                voxels, so a thick-slice moving image otherwise gives features that do not match
+                the fixed image's (§4.3's "anisotropic" setting, the default here). Only the
+                features change: the moving image, labels and prompts keep their own grid.
 
         Returns:
             the solver's result with ``full_resolution_ddfs`` (every level on the fixed grid) and
@@ -144,8 +153,9 @@ class DIORegistration(nn.Module):
         moving_affine = image_affine(moving) if moving_affine is None else torch.as_tensor(moving_affine)
         fixed, moving = convert_to_tensor(fixed, track_meta=False), convert_to_tensor(moving, track_meta=False)
         axes = self._canonical_axes(fixed, moving, fixed_affine, moving_affine)
+        options = {"solver": solver, "affine_solver": affine_solver, "match_fixed_spacing": match_fixed_spacing}
         if axes is None:
-            return self._register(fixed, moving, fixed_affine, moving_affine, prompts, solver, affine_solver)
+            return self._register(fixed, moving, fixed_affine, moving_affine, prompts, **options)
         # register the arrays in RAS storage order (exact flips / transpositions), then put the
         # fields back in the stored order: how an image is stored does not change the result
         (fixed_axes, moving_axes), shapes = axes, (fixed.shape[2:], moving.shape[2:])
@@ -155,8 +165,7 @@ class DIORegistration(nn.Module):
             canonical_affine(fixed_affine, *fixed_axes, shapes[0]),
             canonical_affine(moving_affine, *moving_axes, shapes[1]),
             [p.reoriented(fixed_axes, moving_axes) for p in prompts],
-            solver,
-            affine_solver,
+            **options,
         )
         result.ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.ddfs]
         result.full_resolution_ddfs = [ddf_from_canonical(d, *fixed_axes) for d in result.full_resolution_ddfs]
@@ -179,8 +188,29 @@ class DIORegistration(nn.Module):
         identity = ((), tuple(range(fixed.ndim - 2)))
         return None if axes[0] == axes[1] == identity else (axes[0], axes[1])
 
-    def _register(self, fixed, moving, fixed_affine, moving_affine, prompts, solver, affine_solver) -> SolverResult:
+    @staticmethod
+    def _at_fixed_spacing(moving, fixed_affine, moving_affine) -> torch.Tensor:
+        """The moving image at the fixed voxel size in the same normalised frame (the geometry
+        computed for its own grid still applies); itself when affines are missing or agree."""
+        if fixed_affine is None or moving_affine is None:
+            return moving
+        ndim = moving.ndim - 2
+        spacings = []
+        for affine in (fixed_affine, moving_affine):
+            per_item = {
+                affine_spacing(a.double().cpu().numpy(), ndim) for a in (affine if affine.ndim == 3 else affine[None])
+            }
+            if len(per_item) > 1:
+                raise ValueError("match_fixed_spacing needs one voxel spacing per batch for each image.")
+            spacings.append(per_item.pop())
+        return resample_to_spacing(moving, spacings[1], spacings[0])
+
+    def _register(
+        self, fixed, moving, fixed_affine, moving_affine, prompts, solver, affine_solver, match_fixed_spacing
+    ) -> SolverResult:
         geometry = self.geometry(fixed, moving, fixed_affine, moving_affine)
+        if match_fixed_spacing:
+            moving = self._at_fixed_spacing(moving, fixed_affine, moving_affine)
         fixed_features, moving_features = self._feature_pair(fixed, moving)
         solver = self.solver if solver is None else solver
         if affine_solver is None:

@@ -9,7 +9,8 @@ grids that the rest of ``monai_ext`` uses.
 - :mod:`.world`: fixed-to-moving world geometry, reading a moving image of another size and spacing;
 - :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates;
 - :mod:`.affines`: per-item voxel-to-world affines of a batch and the voxel spacing;
-- :mod:`.orientation`: exact reordering of array axes into RAS storage order and back.
+- :mod:`.orientation`: exact reordering of array axes into RAS storage order and back;
+- :mod:`.voxel_size`: an image resampled to another voxel size in the same normalised frame.
 
 This package imports only torch, numpy and MONAI: networks, solvers, losses and metrics build on it.
 """
@@ -47,9 +48,12 @@ from .sampling import (
     sample_at_points,
     voxel_to_normalized,
 )
+from .voxel_size import endpoint_shape, resample_to_spacing
 from .world import fixed_to_moving_matrix, sample_moving, transform_points, warp_moving
 
 __all__ = [
+    "endpoint_shape",
+    "resample_to_spacing",
     "WARP_MODES",
     "PADDING_MODES",
     "RESAMPLE_MODES",

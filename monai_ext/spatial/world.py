@@ -59,6 +59,29 @@ def _as_affine(affine: Any, ndim: int, name: str) -> np.ndarray:
     return array
 
 
+def _slice_voxel_map(fixed_affine: Any, moving_affine: Any) -> np.ndarray | None:
+    """Fixed -> moving voxel map ``(3, 3)`` of two 2-D slices whose 4x4 NIfTI affines place them in
+    3-D (any plane: coronal and sagittal slices have a singular in-plane 2x2 block, so the reduction
+    of :func:`_as_affine` does not apply): ``x_m = pinv(R_m) (R_f x_f + t_f - t_m)`` with ``R`` the two
+    in-plane columns. None unless both affines are 4x4."""
+    arrays = [
+        np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+        for a in (fixed_affine, moving_affine)
+    ]
+    arrays = [a[0] if a.ndim == 3 and a.shape[0] == 1 else a for a in arrays]
+    if any(a.shape != (4, 4) for a in arrays):
+        return None
+    a_f, a_m = arrays
+    for name, a in (("fixed_affine", a_f), ("moving_affine", a_m)):
+        if not np.all(np.isfinite(a)) or np.linalg.svd(a[:3, :2], compute_uv=False)[-1] < 1e-6:
+            raise ValueError(f"{name} does not span a plane with its first two axes: {a.tolist()}.")
+    inverse = np.linalg.pinv(a_m[:3, :2])
+    voxel_map = np.eye(3)
+    voxel_map[:2, :2] = inverse @ a_f[:3, :2]
+    voxel_map[:2, 2] = inverse @ (a_f[:3, 3] - a_m[:3, 3])
+    return voxel_map
+
+
 def fixed_to_moving_matrix(
     fixed_affine: Any,
     moving_affine: Any,
@@ -84,14 +107,12 @@ def fixed_to_moving_matrix(
     ndim = len(fixed_shape)
     if len(moving_shape) != ndim:
         raise ValueError(f"fixed and moving images must have the same dimension, got {fixed_shape} and {moving_shape}.")
-    a_f = _as_affine(fixed_affine, ndim, "fixed_affine")
-    a_m = _as_affine(moving_affine, ndim, "moving_affine")
-    matrix = (
-        np.linalg.inv(_normalization_matrix(moving_shape))
-        @ np.linalg.inv(a_m)
-        @ a_f
-        @ _normalization_matrix(fixed_shape)
-    )
+    voxel_map = _slice_voxel_map(fixed_affine, moving_affine) if ndim == 2 else None
+    if voxel_map is None:
+        voxel_map = np.linalg.inv(_as_affine(moving_affine, ndim, "moving_affine")) @ _as_affine(
+            fixed_affine, ndim, "fixed_affine"
+        )
+    matrix = np.linalg.inv(_normalization_matrix(moving_shape)) @ voxel_map @ _normalization_matrix(fixed_shape)
     return torch.as_tensor(matrix, dtype=dtype, device=device)
 
 

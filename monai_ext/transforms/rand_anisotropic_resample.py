@@ -11,7 +11,9 @@ spacing (MONAI keeps the field of view edge to edge), so the pair still describe
 in world space and the objective reads the moving image through the two affines.
 
 The resampled image has another array shape than its partner: batches of such pairs hold one pair
-(DIO trains with batch 1).
+(DIO trains with batch 1). With ``restore_grid`` the thick-slice image is instead interpolated back
+onto its original grid, the blur that a thick-slice moving image keeps after ``MatchFixedSpacingd``
+(the DIO inference default) has put it at the fixed image's voxel size.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class RandAnisotropicResampled(RandomizableTransform, MapTransform):
             label map that goes with it (``None`` when there is none); one of them is chosen.
         prob: probability of resampling one image of a pair.
         factor_range: range of the slice thickness, in voxels of the original grid (> 1).
+        restore_grid: resample the thick-slice image back onto its original grid (linear
+            interpolation), as ``MatchFixedSpacingd`` puts a thick-slice moving image at the fixed
+            image's voxel size at inference; its label map then stays as it was. Pairs keep their
+            shapes, so batches may hold several.
         allow_missing_keys: skip label keys missing from the data.
     """
 
@@ -44,6 +50,7 @@ class RandAnisotropicResampled(RandomizableTransform, MapTransform):
         ),
         prob: float = 0.5,
         factor_range: Sequence[float] = (1.5, 4.0),
+        restore_grid: bool = False,
         allow_missing_keys: bool = True,
     ) -> None:
         self.pairs = [(image, label) for image, label in pairs]
@@ -54,6 +61,7 @@ class RandAnisotropicResampled(RandomizableTransform, MapTransform):
         if not 1.0 < low <= high:
             raise ValueError(f"factor_range must satisfy 1 < low <= high, got {tuple(factor_range)}.")
         self.factor_range = (low, high)
+        self.restore_grid = bool(restore_grid)
         self._pair = 0
         self._axis = 0
         self._factor = 1.0
@@ -78,7 +86,14 @@ class RandAnisotropicResampled(RandomizableTransform, MapTransform):
             raise TypeError(f"RandAnisotropicResampled needs MetaTensors (their affines), got {type(image).__name__}.")
         size = list(image.shape[1:])
         size[self._axis] = max(2, round(size[self._axis] / self._factor))
-        d[image_key] = Resize(size, mode="area")(image)
+        thick = Resize(size, mode="area")(image)
+        if self.restore_grid:
+            # linear interpolation with the half-voxel (align_corners=False) geometry that keeps
+            # the field of view edge to edge, the same that Resize gave the thick slices
+            linear = "bilinear" if image.ndim == 3 else "trilinear"
+            d[image_key] = Resize(list(image.shape[1:]), mode=linear, align_corners=False)(thick)
+            return d
+        d[image_key] = thick
         if label_key is not None and label_key in d:
             d[label_key] = Resize(size, mode="nearest")(d[label_key])
         return d

@@ -4,6 +4,7 @@ resampling), intensity scaling to [0, 1]."""
 from .pair_checks import CheckPaird
 from .rand_anisotropic_resample import RandAnisotropicResampled
 from .rand_pair_flip_affine import RandPairFlipAffined
+from .resample_to_fixed import ResampleToFixedd
 from .unigradicon_augmentation import unigradicon_augmentation
 from .unit_intensity import MODALITIES, modality_intensity_transform, unit_intensity_transformd
 
@@ -11,6 +12,7 @@ __all__ = [
     "CheckPaird",
     "RandPairFlipAffined",
     "RandAnisotropicResampled",
+    "ResampleToFixedd",
     "MODALITIES",
     "modality_intensity_transform",
     "unit_intensity_transformd",

@@ -109,6 +109,7 @@ def test_a_published_version_and_placeholder_figures_are_refused(zoo):
         )
 
 
+@pytest.mark.slow  # five subprocesses, two TorchScript exports
 def test_list_download_by_url_and_by_name_and_verify(zoo, tmp_path):
     listed = run_module("monai_ext.zoo", "list", "--index", f"{zoo['url']}/model_info.json").stdout
     assert f"gsmorph_cardiac\t0.2.0\t{zoo['url']}/gsmorph_cardiac_v0.2.0.zip" in listed
@@ -131,6 +132,7 @@ def test_list_download_by_url_and_by_name_and_verify(zoo, tmp_path):
             assert f"passed: {check}" in checks
 
 
+@pytest.mark.slow  # downloads and the model zoo's checks
 def test_a_tampered_zip_or_weight_file_is_refused_naming_it(zoo, tmp_path):
     bundle = download_bundle("gsmorph_cardiac", f"{zoo['url']}/model_info.json", tmp_path)
     weights = bundle / "models" / "model.pt"

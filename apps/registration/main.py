@@ -1,0 +1,64 @@
+"""MONAI Label sample app: every registration bundle as a label-propagation model.
+
+    monailabel start_server --app apps/registration --studies /path/to/datastore \
+        [--conf bundles /path/to/bundles] [--conf overrides '{"dio_brain": {"feature_network": "intensity"}}']
+
+Each bundle folder under ``bundles`` (default: this repository's ``bundles/``) with a
+``configs/inference.json`` and, unless its overrides make weights unnecessary, ``models/model.pt``
+(e.g. downloaded from a zoo) becomes a model named like the folder. An inference request's
+``image`` is the image to label; its ``reference`` parameter names a labelled image of the same
+datastore (its ``final`` label), e.g. the annotated ED frame of the same cine series for
+gsmorph_cardiac or another subject for the brain bundles. The reference's labels come back warped
+onto the image; fields, warped images and QC pictures are kept under ``<app>/results/<model>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from monailabel.interfaces.app import MONAILabelApp
+
+from monai_ext.monailabel import LabelPropagationTask
+
+logger = logging.getLogger(__name__)
+
+REPOSITORY_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+class RegistrationApp(MONAILabelApp):
+    """The four bundles (or those found in ``--conf bundles``) as label-propagation infer tasks."""
+
+    def __init__(self, app_dir: str, studies: str, conf: dict) -> None:
+        self.bundles_dir = Path(conf.get("bundles") or REPOSITORY_BUNDLES)
+        self.bundle_overrides = json.loads(conf.get("overrides") or "{}")
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="MONAI registration bundles",
+            description="Label propagation with GSMorph, GradICON, uniGradICON + IO and DIO",
+            version="0.1.0",
+        )
+
+    def init_infers(self) -> dict:
+        infers = {}
+        for bundle in sorted(p for p in self.bundles_dir.iterdir() if (p / "configs" / "inference.json").is_file()):
+            metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+            settings = metadata.get("label_propagation", {})
+            overrides = {**settings.get("options", {}), **self.bundle_overrides.get(bundle.name, {})}
+            task = LabelPropagationTask(
+                bundle,
+                label_names={int(k): v for k, v in settings.get("label_names", {}).items()},
+                datastore=self.datastore,
+                results_dir=Path(self.app_dir) / "results" / bundle.name,
+                overrides=overrides,
+                dimension=int(settings.get("dimension", 3)),
+                description=metadata.get("description", ""),
+            )
+            if task.is_valid():
+                infers[bundle.name] = task
+            else:
+                logger.warning(f"{bundle}: no models/model.pt, not served (train it or download it from a zoo).")
+        return infers

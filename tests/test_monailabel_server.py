@@ -1,0 +1,119 @@
+"""A real MONAI Label server (``apps/registration``) serves label propagation over HTTP on 127.0.0.1.
+
+The server is started with ``python -m monailabel.main start_server`` on a small generated
+datastore (two synthetic Learn2Reg-layout OASIS subjects of 40 x 48 x 40, the demo's, one with a
+``final`` label); ``/infer/dio_brain``
+registers the labelled subject to the other one (DIO with intensity features, which needs no
+trained weights) and returns the propagated labels, which must lie on the image's grid and agree
+better with that subject's known labels than the unregistered reference does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from data_prep import make_synthetic_oasis
+from helpers import BUNDLES, REPO
+
+OVERRIDES = {"dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    labels = [v for v in np.unique(b) if v != 0]
+    return float(np.mean([2 * ((a == v) & (b == v)).sum() / ((a == v).sum() + (b == v).sum()) for v in labels]))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("monailabel")
+    make_synthetic_oasis(root / "raw", num_subjects=8, num_val=3, size=(40, 48, 40), seed=0)
+    studies = root / "studies"
+    (studies / "labels" / "final").mkdir(parents=True)
+    raw = root / "raw"
+    for subject in ("OASIS_0006_0000", "OASIS_0007_0000"):
+        shutil.copy(raw / "imagesTr" / f"{subject}.nii.gz", studies / f"{subject}.nii.gz")
+    shutil.copy(raw / "labelsTr" / "OASIS_0007_0000.nii.gz", studies / "labels" / "final" / "OASIS_0007_0000.nii.gz")
+    app = root / "app"
+    shutil.copytree(REPO / "apps" / "registration", app)
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
+         "--host", "127.0.0.1", "--port", str(port), "--conf", "bundles", str(BUNDLES),
+         "--conf", "overrides", json.dumps(OVERRIDES, separators=(",", ":"))],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{url}/info/", timeout=5) as response:
+                    info = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            info = None
+        assert info is not None and process.poll() is None, (root / "server.log").read_text()[-4000:]
+        yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow  # a MONAI Label server and a 3-D registration
+def test_infer_propagates_the_reference_labels(server, tmp_path):
+    import requests
+
+    assert "dio_brain" in server["info"]["models"]
+    assert server["info"]["models"]["dio_brain"]["config"]["feature_network"] == "intensity"
+    response = requests.post(
+        f"{server['url']}/infer/dio_brain",
+        params={"image": "OASIS_0006_0000", "output": "image"},
+        data={"params": json.dumps({"reference": "OASIS_0007_0000"})},
+        timeout=600,
+    )
+    assert response.status_code == 200, server["log"].read_text()[-4000:]
+    (tmp_path / "label.nii.gz").write_bytes(response.content)
+    label = nib.load(tmp_path / "label.nii.gz")
+    image = nib.load(server["raw"] / "imagesTr" / "OASIS_0006_0000.nii.gz")
+    assert label.shape == image.shape and np.allclose(label.affine, image.affine)
+    truth = np.asarray(nib.load(server["raw"] / "labelsTr" / "OASIS_0006_0000.nii.gz").dataobj).astype(int)
+    reference = np.asarray(nib.load(server["raw"] / "labelsTr" / "OASIS_0007_0000.nii.gz").dataobj).astype(int)
+    propagated = np.asarray(label.dataobj).astype(int)
+    assert set(np.unique(propagated)) <= set(np.unique(reference))
+    assert _dice(propagated, truth) > _dice(reference, truth) + 0.05
+    # the field and the QC picture are kept with the app's results
+    (case,) = (server["app"] / "results" / "dio_brain").iterdir()
+    assert (case.rglob("ddf.nii.gz").__next__()).is_file() and next(case.rglob("qc.png")).is_file()
+    # the label names of the reference come back with the labels
+    params = requests.post(
+        f"{server['url']}/infer/dio_brain",
+        params={"image": "OASIS_0006_0000", "output": "json"},
+        data={"params": json.dumps({"reference": "OASIS_0007_0000"})},
+        timeout=600,
+    ).json()
+    names = params.get("params", params)["label_names"]
+    assert {int(v) for v in names.values()} == {int(v) for v in np.unique(reference) if v != 0}

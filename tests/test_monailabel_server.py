@@ -1,11 +1,13 @@
 """A real MONAI Label server (``apps/registration``) serves label propagation over HTTP on 127.0.0.1.
 
 The server is started with ``python -m monailabel.main start_server`` on a small generated
-datastore (two synthetic Learn2Reg-layout OASIS subjects of 40 x 48 x 40, the demo's, one with a
-``final`` label); ``/infer/dio_brain``
-registers the labelled subject to the other one (DIO with intensity features, which needs no
-trained weights) and returns the propagated labels, which must lie on the image's grid and agree
-better with that subject's known labels than the unregistered reference does.
+datastore: two synthetic Learn2Reg-layout OASIS subjects of 40 x 48 x 40 (the demo's), one with a
+``final`` label, and the ED and ES frames of one synthetic ACDC-layout slice, ES annotated.
+``/infer/dio_brain`` registers the labelled subject to the other one (DIO with intensity features,
+which needs no trained weights); ``/infer/gsmorph_cardiac`` (weights from a short training on other
+synthetic subjects) propagates the ES annotation to the ED frame. The returned labels must lie on the
+image's grid, carry the reference's label names, and agree better with the image's known labels than
+the unregistered reference does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 import pytest
 
 from data_prep import make_synthetic_oasis
-from helpers import BUNDLES, REPO
+
+from helpers import BUNDLES, REPO, cli, run_bundle, training_args
 
 OVERRIDES = {"dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]}}
 
@@ -42,15 +45,31 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, acdc_dataset):
     root = tmp_path_factory.mktemp("monailabel")
     make_synthetic_oasis(root / "raw", num_subjects=8, num_val=3, size=(40, 48, 40), seed=0)
+    # the bundles the app serves: dio_brain as it is, gsmorph_cardiac with briefly trained weights
+    bundles = root / "bundles"
+    for name in ("dio_brain", "gsmorph_cardiac"):
+        shutil.copytree(BUNDLES / name, bundles / name, ignore=shutil.ignore_patterns("models"))
+    run_bundle(
+        "run",
+        *cli(config_file=BUNDLES / "gsmorph_cardiac" / "configs" / "train.json"),
+        *training_args("gsmorph_cardiac", acdc_dataset / "data", root / "gsmorph", batch_size=4),
+        *cli(output_dir=root / "gsmorph" / "train", num_epochs=30, val_interval=10, learning_rate=6.25e-4),
+    )
+    (bundles / "gsmorph_cardiac" / "models").mkdir()
+    shutil.copy(root / "gsmorph" / "models" / "model.pt", bundles / "gsmorph_cardiac" / "models" / "model.pt")
     studies = root / "studies"
     (studies / "labels" / "final").mkdir(parents=True)
     raw = root / "raw"
     for subject in ("OASIS_0006_0000", "OASIS_0007_0000"):
         shutil.copy(raw / "imagesTr" / f"{subject}.nii.gz", studies / f"{subject}.nii.gz")
     shutil.copy(raw / "labelsTr" / "OASIS_0007_0000.nii.gz", studies / "labels" / "final" / "OASIS_0007_0000.nii.gz")
+    cardiac = json.loads((acdc_dataset / "data" / "datalist.json").read_text())["testing"][0]
+    for key in ("fixed_image", "moving_image"):
+        shutil.copy(acdc_dataset / "data" / cardiac[key], studies)
+    shutil.copy(acdc_dataset / "data" / cardiac["moving_label"], studies / "labels" / "final")
     app = root / "app"
     shutil.copytree(REPO / "apps" / "registration", app)
     port = _free_port()
@@ -58,7 +77,7 @@ def server(tmp_path_factory):
     log = (root / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
-         "--host", "127.0.0.1", "--port", str(port), "--conf", "bundles", str(BUNDLES),
+         "--host", "127.0.0.1", "--port", str(port), "--conf", "bundles", str(bundles),
          "--conf", "overrides", json.dumps(OVERRIDES, separators=(",", ":"))],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -76,7 +95,8 @@ def server(tmp_path_factory):
         else:
             info = None
         assert info is not None and process.poll() is None, (root / "server.log").read_text()[-4000:]
-        yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log"}
+        paths = {k: acdc_dataset / "data" / v for k, v in cardiac.items() if k.endswith(("image", "label"))}
+        yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths}
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -117,3 +137,33 @@ def test_infer_propagates_the_reference_labels(server, tmp_path):
     ).json()
     names = params.get("params", params)["label_names"]
     assert {int(v) for v in names.values()} == {int(v) for v in np.unique(reference) if v != 0}
+
+
+def _infer(server: dict, model: str, image: str, reference: str, output: str):
+    import requests
+
+    response = requests.post(
+        f"{server['url']}/infer/{model}",
+        params={"image": image, "output": output},
+        data={"params": json.dumps({"reference": reference})},
+        timeout=600,
+    )
+    assert response.status_code == 200, server["log"].read_text()[-4000:]
+    return response
+
+
+@pytest.mark.slow  # a MONAI Label server, a short GSMorph training
+def test_gsmorph_propagates_the_es_annotation_to_the_ed_frame(server, tmp_path):
+    paths = server["cardiac"]
+    fixed_id = paths["fixed_image"].name.replace(".nii.gz", "")
+    reference_id = paths["moving_image"].name.replace(".nii.gz", "")
+    label_file = tmp_path / "label.nii.gz"
+    label_file.write_bytes(_infer(server, "gsmorph_cardiac", fixed_id, reference_id, "image").content)
+    label, image = nib.load(label_file), nib.load(paths["fixed_image"])
+    assert label.shape == image.shape and np.allclose(label.affine, image.affine)
+    truth = np.asarray(nib.load(paths["fixed_label"]).dataobj).astype(int)
+    reference = np.asarray(nib.load(paths["moving_label"]).dataobj).astype(int)
+    propagated = np.asarray(label.dataobj).astype(int)
+    assert _dice(propagated, truth) > _dice(reference, truth)
+    params = _infer(server, "gsmorph_cardiac", fixed_id, reference_id, "json").json()
+    assert params.get("params", params)["label_names"] == {"LV": 1, "Myo": 2, "RV": 3}

@@ -36,6 +36,9 @@ fi
 # pins jsonschema < 4, below what the bundles' metadata checks need) are installed without their dependencies,
 # and the server's own dependencies below, with pydicom 2 and dicomweb-client 0.59 (the last pair that agree).
 "$PY" -m pip install --quiet --no-deps "monailabel==0.8.5" "pydicom-seg==0.4.1"
+# The MNI152 2009a template that nilearn ships in its files is the brain bundles' default atlas
+# (monai_ext/data/mni152_atlas.py reads the files only, so nilearn's own dependencies are not needed).
+"$PY" -m pip install --quiet --no-deps "nilearn==0.14.1"
 "$PY" -m pip install --quiet "fastapi>=0.110.2" "uvicorn>=0.29.0" "pydantic>=2.7.0" "pydantic-settings>=2.2.1" \
     "python-dotenv>=1.0.1" "python-multipart>=0.0.9" "httpx>=0.27.0" "schedule>=1.2.1" "timeloop>=1.0.2" \
     "expiringdict>=1.2.2" "expiring_dict>=1.1.0" "cachetools>=5.3.3" "watchdog>=4.0.0" "pydicom>=2.4.4,<3" \

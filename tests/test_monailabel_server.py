@@ -25,12 +25,35 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Spacing
 
 from data_prep import make_synthetic_oasis
+from monai_ext.data import mni152_tissue_atlas
+from monai_ext.spatial import resample_normalized_affine
 
 from helpers import BUNDLES, REPO, cli, run_bundle, training_args
 
 OVERRIDES = {"dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]}}
+
+
+def _atlas_target(cache: Path, image_path: Path, truth_path: Path) -> None:
+    """The MNI152 atlas at 3 mm, turned by 6 degrees and shifted by 2 voxels inside its grid (the
+    anatomy moves in world space; the affine stays): an image whose tissue labels are known."""
+    image_file, label_file, _ = mni152_tissue_atlas(cache)
+    angle = np.deg2rad(6.0)
+    matrix = torch.tensor(
+        [[np.cos(angle), -np.sin(angle), 0, 0.06], [np.sin(angle), np.cos(angle), 0, 0.0], [0, 0, 1, -0.04]],
+        dtype=torch.float32,
+    )
+    for source, target, mode in ((image_file, image_path, "bilinear"), (label_file, truth_path, "nearest")):
+        loaded = nib.load(source)
+        data = MetaTensor(torch.as_tensor(np.asarray(loaded.dataobj), dtype=torch.float32)[None], affine=loaded.affine)
+        coarse = Spacing(pixdim=(3.0, 3.0, 3.0), mode=mode)(data)
+        moved = resample_normalized_affine(coarse.as_tensor(), matrix, mode=mode)[0].numpy()
+        dtype = np.float32 if mode == "bilinear" else np.uint8
+        nib.save(nib.Nifti1Image(moved.astype(dtype), coarse.affine.numpy()), target)
 
 
 def _free_port() -> int:
@@ -66,6 +89,7 @@ def server(tmp_path_factory, acdc_dataset):
     for subject in ("OASIS_0006_0000", "OASIS_0007_0000"):
         shutil.copy(raw / "imagesTr" / f"{subject}.nii.gz", studies / f"{subject}.nii.gz")
     shutil.copy(raw / "labelsTr" / "OASIS_0007_0000.nii.gz", studies / "labels" / "final" / "OASIS_0007_0000.nii.gz")
+    _atlas_target(root / "atlas_cache", studies / "MNI_moved.nii.gz", root / "MNI_moved_truth.nii.gz")
     cardiac = json.loads((acdc_dataset / "data" / "datalist.json").read_text())["testing"][0]
     for key in ("fixed_image", "moving_image"):
         shutil.copy(acdc_dataset / "data" / cardiac[key], studies)
@@ -96,7 +120,8 @@ def server(tmp_path_factory, acdc_dataset):
             info = None
         assert info is not None and process.poll() is None, (root / "server.log").read_text()[-4000:]
         paths = {k: acdc_dataset / "data" / v for k, v in cardiac.items() if k.endswith(("image", "label"))}
-        yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths}
+        yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths,
+               "atlas_target": (studies / "MNI_moved.nii.gz", root / "MNI_moved_truth.nii.gz")}  # fmt: skip
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -167,3 +192,24 @@ def test_gsmorph_propagates_the_es_annotation_to_the_ed_frame(server, tmp_path):
     assert _dice(propagated, truth) > _dice(reference, truth)
     params = _infer(server, "gsmorph_cardiac", fixed_id, reference_id, "json").json()
     assert params.get("params", params)["label_names"] == {"LV": 1, "Myo": 2, "RV": 3}
+
+
+@pytest.mark.slow  # a MONAI Label server and a 3-D registration
+def test_without_a_reference_the_brain_bundles_propagate_the_mni152_atlas(server, tmp_path):
+    image_path, truth_path = server["atlas_target"]
+    label_file = tmp_path / "label.nii.gz"
+    label_file.write_bytes(_infer(server, "dio_brain", "MNI_moved", "", "image").content)
+    label, image = nib.load(label_file), nib.load(image_path)
+    assert label.shape == image.shape and np.allclose(label.affine, image.affine)
+    truth = np.asarray(nib.load(truth_path).dataobj).astype(int)
+    propagated = np.asarray(label.dataobj).astype(int)
+    # the atlas's own labels on this grid without registration: the turn and shift undone by nothing
+    atlas = nib.load(server["app"] / "atlas" / "mni152_tissue_labels.nii.gz")
+    atlas_tensor = MetaTensor(
+        torch.as_tensor(np.asarray(atlas.dataobj), dtype=torch.float32)[None], affine=atlas.affine
+    )
+    atlas_labels = Spacing(pixdim=(3.0, 3.0, 3.0), mode="nearest")(atlas_tensor)[0].numpy().astype(int)
+    assert atlas_labels.shape == truth.shape
+    assert _dice(propagated, truth) > _dice(atlas_labels, truth) + 0.05
+    params = _infer(server, "dio_brain", "MNI_moved", "", "json").json()
+    assert params.get("params", params)["label_names"] == {"gray matter": 1, "white matter": 2}

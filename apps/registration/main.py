@@ -20,7 +20,8 @@ from pathlib import Path
 
 from monailabel.interfaces.app import MONAILabelApp
 
-from monai_ext.monailabel import LabelPropagationTask
+from monai_ext.data import mni152_tissue_atlas
+from monai_ext.monailabel import LabelPropagationTask, Reference
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class RegistrationApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict) -> None:
         self.bundles_dir = Path(conf.get("bundles") or REPOSITORY_BUNDLES)
         self.bundle_overrides = json.loads(conf.get("overrides") or "{}")
+        self.atlas_files = (conf.get("atlas_image"), conf.get("atlas_label"))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -50,6 +52,7 @@ class RegistrationApp(MONAILabelApp):
             overrides = {**settings.get("options", {}), **self.bundle_overrides.get(bundle.name, {})}
             task = LabelPropagationTask(
                 bundle,
+                default_reference=self.atlas() if settings.get("default_reference") == "mni152" else None,
                 label_names={int(k): v for k, v in settings.get("label_names", {}).items()},
                 datastore=self.datastore,
                 results_dir=Path(self.app_dir) / "results" / bundle.name,
@@ -62,3 +65,12 @@ class RegistrationApp(MONAILabelApp):
             else:
                 logger.warning(f"{bundle}: no models/model.pt, not served (train it or download it from a zoo).")
         return infers
+
+    def atlas(self) -> Reference:
+        """The brain bundles' default reference: ``--conf atlas_image/atlas_label``, else MNI152 2009a
+        with tissue labels (``monai_ext.data.mni152_atlas``), written once into ``<app>/atlas``."""
+        image, label = self.atlas_files
+        if image and label:
+            return Reference(image, label, {})
+        image, label, names = mni152_tissue_atlas(Path(self.app_dir) / "atlas")
+        return Reference(str(image), str(label), names)

@@ -155,8 +155,9 @@ class LabelPropagationTask(BasicInferTask):
         Path(result).write_bytes(warped.read_bytes())
         files = {name: str(p) for name in ("ddf.nii.gz", "ddf.h5", "ddf_voxels.nii.gz", "qc.png", "warped_image.nii.gz")
                  for p in sorted(warped.parent.glob(name))}  # fmt: skip
+        names = reference.label_names or _values_as_names(reference.label)
         return result, {
-            "label_names": {name: value for value, name in reference.label_names.items()},
+            "label_names": {name: value for value, name in names.items()},
             "reference": {"image": reference.image, "label": reference.label},
             "results": files,
         }

@@ -44,4 +44,4 @@ fi
     "expiringdict>=1.2.2" "expiring_dict>=1.1.0" "cachetools>=5.3.3" "watchdog>=4.0.0" "pydicom>=2.4.4,<3" \
     "dicomweb-client[gcp]==0.59.1" "google-auth>=2.29.0" "pynetdicom>=2.0.2" "pynrrd>=1.0.0" "girder-client>=3.2.3" \
     "einops>=0.7.0" "filelock>=3.11.0" "passlib>=1.7.4" "pyjwt>=2.8.0" "bcrypt>=4.1.2" "requests-toolbelt>=1.0.0" \
-    "psutil" "jsonschema>=4.0"
+    "psutil" "jsonschema>=4.0" "SimpleITK>=2.2"

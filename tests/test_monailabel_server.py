@@ -106,6 +106,7 @@ def server(tmp_path_factory, acdc_dataset):
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    info = None
     try:
         for _ in range(240):
             if process.poll() is not None:
@@ -116,8 +117,6 @@ def server(tmp_path_factory, acdc_dataset):
                 break
             except OSError:
                 time.sleep(0.5)
-        else:
-            info = None
         assert info is not None and process.poll() is None, (root / "server.log").read_text()[-4000:]
         paths = {k: acdc_dataset / "data" / v for k, v in cardiac.items() if k.endswith(("image", "label"))}
         yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths,

@@ -151,7 +151,7 @@ def test_infer_propagates_the_reference_labels(server, tmp_path):
     assert _dice(propagated, truth) > _dice(reference, truth) + 0.05
     # the field and the QC picture are kept with the app's results
     (case,) = (server["app"] / "results" / "dio_brain").iterdir()
-    assert (case.rglob("ddf.nii.gz").__next__()).is_file() and next(case.rglob("qc.png")).is_file()
+    assert next(case.rglob("ddf.nii.gz")).is_file() and next(case.rglob("qc.png")).is_file()
     # the label names of the reference come back with the labels
     params = requests.post(
         f"{server['url']}/infer/dio_brain",

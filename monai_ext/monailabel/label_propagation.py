@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 from monailabel.interfaces.datastore import DefaultLabelTag
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
+
+from monai_ext.options import flag
 
 __all__ = ["LabelPropagationTask", "Reference"]
 
@@ -98,10 +102,9 @@ class LabelPropagationTask(BasicInferTask):
         return []
 
     def is_valid(self) -> bool:
-        needs_weights = str(self.overrides.get("load_pretrain", "true")).lower() not in ("false", "0")
-        return (self.bundle_path / "configs" / "inference.json").is_file() and (
-            not needs_weights or Path(self.path[0] if isinstance(self.path, list) else self.path).is_file()
-        )
+        needs_weights = flag(self.overrides.get("load_pretrain", True), "load_pretrain")
+        has_config = (self.bundle_path / "configs" / "inference.json").is_file()
+        return has_config and (not needs_weights or self.get_path() is not None)
 
     def reference(self, request: Mapping[str, Any]) -> Reference:
         """The reference a request names (a datastore image with a ``final`` label), else the default."""
@@ -113,7 +116,7 @@ class LabelPropagationTask(BasicInferTask):
             label = store.get_label_uri(image_id, DefaultLabelTag.FINAL)
             if not label:
                 raise ValueError(f"reference {image_id!r} has no final label in the datastore.")
-            return Reference(store.get_image_uri(image_id), label, self.label_names or _values_as_names(label))
+            return Reference(store.get_image_uri(image_id), label, self.label_names)
         if self.default_reference is None:
             raise ValueError(
                 f"{self.bundle_path.name}: name a labelled reference image ('reference'); there is no default atlas."
@@ -165,8 +168,5 @@ class LabelPropagationTask(BasicInferTask):
 
 def _values_as_names(label_path: str) -> dict[int, str]:
     """``{v: "label v"}`` for the non-zero values of a label file whose names nobody declared."""
-    import nibabel as nib
-    import numpy as np
-
     values = np.unique(np.asarray(nib.load(label_path).dataobj))
     return {int(v): f"label {int(v)}" for v in values if v != 0}

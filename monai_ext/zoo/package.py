@@ -11,7 +11,6 @@ index gains the entry; a version already published is refused.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from monai_ext.handlers.method_comparison import read_metrics_summary
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.zoo.checksums import sha256_file
 from monai_ext.zoo.index import read_index, update_index
@@ -42,30 +42,20 @@ def _merge(target: dict, updates: dict) -> None:
 
 def evaluation_from_csv(path: str | Path, method: str | None = None) -> dict[str, float]:
     """The mean row of one method in a ``metrics_summary.csv`` written by the bundles'
-    ``RegistrationMetricsHandler``: ``{"mean_dice": ..., "mean_hd95": ..., "njd_percent": ...}``
-    (the columns that hold numbers). ``method`` defaults to the one method that is not ``Initial``."""
-    path = Path(path)
-    try:
-        rows = [r for r in csv.DictReader(path.open()) if r.get("statistic") == "mean"]
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the evaluation summary ({error}).") from error
-    methods = [r["method"] for r in rows if r.get("method") and r["method"] != "Initial"]
+    ``RegistrationMetricsHandler`` (read by ``monai_ext.handlers.read_metrics_summary``):
+    ``{"mean_dice": ..., "mean_hd95": ..., "njd_percent": ...}`` (the columns that hold numbers).
+    ``method`` defaults to the one method that is not ``Initial``."""
+    stats = read_metrics_summary(path)
+    methods = [name for name in stats if name != "Initial"]
     if method is None:
         if len(methods) != 1:
             raise ValueError(f"{path}: give the method to publish, the summary lists {methods}.")
         method = methods[0]
-    row = next((r for r in rows if r["method"] == method), None)
-    if row is None:
+    if method not in stats:
         raise ValueError(f"{path}: no mean row for method {method!r} (it lists {methods}).")
     names = {"Dice_mean": "mean_dice", "HD95_mean": "mean_hd95", "NJD": "njd_percent", "MSE": "mse", "TRE": "tre"}
-    figures = {}
-    for column, key in names.items():
-        try:
-            value = float(row.get(column, "nan"))
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            figures[key] = value
+    means = {key: stats[method][column][0] for column, key in names.items() if column in stats[method]}
+    figures = {key: value for key, value in means.items() if math.isfinite(value)}
     if "mean_dice" not in figures and "tre" not in figures:
         raise ValueError(f"{path}: method {method!r} has no Dice or TRE to publish.")
     return figures

@@ -60,7 +60,7 @@ if [[ " $BUNDLES " == *" gradicon "* ]]; then
     # (175^3, lr 5e-5, 2 x 50,000 iterations) is the bundle's default.
     B=bundles/gradicon_brain
     GRADICON_ITERATIONS=${DEMO_GRADICON_ITERATIONS:-60}
-    COMMON=(--bundle_root "$B" --logging_file "$B/configs/logging.conf" --dataset oasis --dataset_dir "$OUT/oasis2d"
+    COMMON=(--bundle_root "$B" --logging_file "$B/configs/logging.conf" --dataset_name oasis --dataset_dir "$OUT/oasis2d"
             --ckpt_dir "$OUT/gradicon_models" --num_workers 0 --spatial_dims 2 --image_size "[80,80]"
             --batch_size 8 --learning_rate 5e-4)
     echo "== GradICON 1/4: synthetic neurite-OASIS (distributed layout, 2-D slices) -> $OUT/raw_neurite"

@@ -28,7 +28,7 @@ python3 -m monai_ext.zoo package bundles/gradicon_brain --weights "$OUT/gradicon
     --changelog "2-D weights trained by scripts/demo.sh on synthetic neurite-OASIS-layout slices (Stage1 60 + Stage2 20 iterations of batch 8 at 80x80, lr 5e-4); a pipeline model, not for real scans" \
     --metrics "$OUT/gradicon_eval/direct/metrics_summary.csv" \
     --evaluation_data "synthetic neurite-OASIS-layout validation slices, scripts/demo.sh" --zoo_dir "$ZOO" "${URL[@]}" \
-    --overrides '{"spatial_dims": 2, "image_size": [80, 80], "dataset": "oasis"}' \
+    --overrides '{"spatial_dims": 2, "image_size": [80, 80], "dataset_name": "oasis"}' \
     --metadata_updates '{"network_data_format": {"inputs": {"image": {"spatial_shape": [80, 80]}}, "outputs": {"pred": {"num_channels": 2, "spatial_shape": [80, 80], "channel_def": {"0": "displacement along array axis 0 (voxels)", "1": "displacement along array axis 1 (voxels)"}}}}}'
 
 python3 -m monai_ext.zoo package bundles/dio_brain --weights "$OUT/dio_models/model.pt" --version 0.1.0 \

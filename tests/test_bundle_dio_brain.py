@@ -212,7 +212,7 @@ def test_2d_pair_registers_with_intensity_features(neurite_slices_dataset, tmp_p
     }
     bundle_log(
         *inference_args("dio_brain", tmp_path / "none.pt", tmp_path / "out"),
-        *cli(spatial_dims=2, feature_network="intensity", dataset="oasis", iterations=[100, 50, 25]),
+        *cli(spatial_dims=2, feature_network="intensity", dataset_name="oasis", iterations=[100, 50, 25]),
         *cli(fixed=files["fixed_image"], moving=files["moving_image"]),
         *cli(fixed_label=files["fixed_label"], moving_label=files["moving_label"]),
     )

@@ -137,7 +137,7 @@ def test_2d_training_lowers_the_loss_and_raises_dice(neurite_slices_dataset, tmp
     log = bundle_log(
         "run",
         *cli(config_file=CONFIGS / "train.json"),
-        *training_args("gradicon_brain", neurite_slices_dataset / "data", tmp_path, dataset="oasis"),
+        *training_args("gradicon_brain", neurite_slices_dataset / "data", tmp_path, dataset_name="oasis"),
         *cli(spatial_dims=2, image_size=[80, 80], batch_size=8, learning_rate=5e-4, output_dir=tmp_path / "out"),
         *cli(num_epochs=1, iterations_per_epoch=30, val_interval=1),
     )

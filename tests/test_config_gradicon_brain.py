@@ -92,7 +92,7 @@ def test_stage2_starts_from_the_stage1_checkpoint(lumir_dataset, tmp_path):
 
 
 def test_oasis_switch_reads_its_datalist(oasis_dataset, tmp_path):
-    parser = _workflow(oasis_dataset / "data", tmp_path, dataset="oasis", image_size=SMALL, batch_size=1).parser
+    parser = _workflow(oasis_dataset / "data", tmp_path, dataset_name="oasis", image_size=SMALL, batch_size=1).parser
     assert parser.get_parsed_content("validation_key") == "validation"
     assert parser.get_parsed_content("evaluation_labels") == list(range(1, 36))  # OASIS: 35 labels, no background
     pair = parser.get_parsed_content("train#dataset")[0]
@@ -133,7 +133,7 @@ def test_spatial_dims_2_builds_the_2d_bundle(neurite_slices_dataset, tmp_path):
     """GradICON is dimension-agnostic: ``--spatial_dims 2`` gives 2-D atoms, bilinear resizing and
     2-D pair checks, and a 2-D batch runs through the inverse-consistent objective."""
     workflow = _workflow(
-        neurite_slices_dataset / "data", tmp_path, dataset="oasis", spatial_dims=2, image_size=[80, 80]
+        neurite_slices_dataset / "data", tmp_path, dataset_name="oasis", spatial_dims=2, image_size=[80, 80]
     )
     parser = workflow.parser
     network = parser.get_parsed_content("network")

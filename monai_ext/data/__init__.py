@@ -1,10 +1,22 @@
-"""Datasets and datalists for registration: random inter-subject pairs, the pairs inference registers, the
-MNI152 tissue atlas (a default reference for label propagation)."""
+"""Datasets and datalists for registration: random inter-subject pairs, pairs built from labelled images,
+the pairs inference registers, the MNI152 tissue atlas (a default reference for label propagation)."""
 
 from __future__ import annotations
 
 from .inference_pairs import inference_pairs
 from .mni152_atlas import MNI152_LABEL_NAMES, mni152_tissue_atlas
+from .pair_datasets import PairCacheDataset, PairDataset
 from .random_pair_dataset import RandomPairDataset
+from .registration_pairs import PAIRINGS, registration_pairs, series_and_phase
 
-__all__ = ["RandomPairDataset", "inference_pairs", "mni152_tissue_atlas", "MNI152_LABEL_NAMES"]
+__all__ = [
+    "RandomPairDataset",
+    "PairDataset",
+    "PairCacheDataset",
+    "PAIRINGS",
+    "registration_pairs",
+    "series_and_phase",
+    "inference_pairs",
+    "mni152_tissue_atlas",
+    "MNI152_LABEL_NAMES",
+]

@@ -12,6 +12,7 @@ __all__ = [
     "GradientSurgeryTrainer",
     "RegistrationEvaluator",
     "InferenceComparison",
+    "InfererBoundNetwork",
     "all_reduce_gradients",
     "distributed_world_size",
 ]
@@ -20,6 +21,7 @@ _LOCATIONS = {
     "GradientSurgeryTrainer": "monai_ext.engines.gradient_surgery_trainer",
     "RegistrationEvaluator": "monai_ext.engines.registration_evaluator",
     "InferenceComparison": "monai_ext.engines.inference_comparison",
+    "InfererBoundNetwork": "monai_ext.engines.inferer_bound_network",
     "all_reduce_gradients": "monai_ext.engines.distributed_gradients",
     "distributed_world_size": "monai_ext.engines.distributed_gradients",
 }

@@ -14,6 +14,7 @@ from monai.utils import CommonKeys, convert_to_tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.optimizer import Optimizer
 
+from monai_ext.engines.inferer_bound_network import InfererBoundNetwork
 from monai_ext.engines.pair_batch import pair_batch_to_device
 from monai_ext.engines.surgery_step import set_surgery_gradients
 from monai_ext.objectives import PairwiseObjective
@@ -52,7 +53,8 @@ class GradientSurgeryTrainer(SupervisedTrainer):
 
     1. reads ``fixed_image`` and ``moving_image`` ``(B, C, *spatial)`` from the batch dict and
        moves them (and ``fixed_label``, ``moving_label``, landmarks when present) to ``device``;
-    2. ``terms = objective(network, moving, fixed)``: by default
+    2. ``terms = objective(network, moving, fixed)``, the network seen through the trainer's
+       ``inferer`` (:class:`~monai_ext.engines.InfererBoundNetwork`; default ``SimpleInferer``): by default
        :class:`~monai_ext.objectives.PairwiseObjective`, i.e. one forward pass
        ``ddf = network(cat([moving, fixed], 1))`` ``(B, ndim, *spatial)`` in voxels,
        ``warped = warp_image(moving, ddf)``, ``sim = similarity_loss(warped, fixed)``,
@@ -198,7 +200,8 @@ class GradientSurgeryTrainer(SupervisedTrainer):
         scaler = engine.scaler if engine.amp else None
         autocast_kwargs = {"enabled": True, **engine.amp_kwargs} if engine.amp else {"enabled": False}
         with torch.autocast(device.type, **autocast_kwargs):
-            terms = engine.objective(network, moving, fixed, **_objective_arguments(engine.objective, output))
+            through_inferer = InfererBoundNetwork(engine.inferer, network)
+            terms = engine.objective(through_inferer, moving, fixed, **_objective_arguments(engine.objective, output))
             output[CommonKeys.PRED] = terms.ddf.detach()
             output["warped_image"] = terms.warped.detach()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)

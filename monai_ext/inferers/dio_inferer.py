@@ -9,7 +9,7 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_tensor
 
 from monai_ext.metrics.landmarks import landmark_centroids
-from monai_ext.solvers.multiscale_solver import MultiScaleSolver
+from monai_ext.solvers.multiscale_solver import MultiScaleSolver, SolverResult
 from monai_ext.solvers.prompts import LabelPrompt, LandmarkPrompt, Prompt
 from monai_ext.spatial import warp_moving
 
@@ -35,7 +35,8 @@ class DIOInferer(Inferer):
     - ``affine_solver``: an affine stage run before the deformable solver, in the same run (as
       ANTs runs affine then deformable by default); None: deformable only (pre-aligned data).
 
-    :meth:`register_pair` is what ``RegistrationEvaluator`` calls for inferers that have it; it
+    :meth:`register` runs the network's optimisation layer with these settings (as ``train#inferer``
+    it is what each training step differentiates through); :meth:`register_pair` is what ``RegistrationEvaluator`` calls for inferers that have it; it
     returns the DDF on the fixed grid and the moving image / labels warped onto the fixed grid.
     ``__call__(cat([moving, fixed], 1), network)`` serves pairs on one grid (MONAI's inferer API).
     """
@@ -107,6 +108,28 @@ class DIOInferer(Inferer):
             )
         return prompts
 
+    def register(
+        self,
+        network,
+        fixed: torch.Tensor,
+        moving: torch.Tensor,
+        fixed_affine=None,
+        moving_affine=None,
+        prompts: Sequence[Prompt] = (),
+    ) -> SolverResult:
+        """``network.register`` with this inferer's solver, affine stage and feature grid; what a
+        training step runs when this inferer is ``train#inferer`` (DIO Eq. 2 differentiates through it)."""
+        return network.register(
+            fixed,
+            moving,
+            fixed_affine,
+            moving_affine,
+            prompts=prompts,
+            solver=self.solver,
+            affine_solver=self.affine_solver,
+            match_fixed_spacing=self.match_fixed_spacing,
+        )
+
     def register_pair(self, pair: dict, network) -> dict:
         """``pred`` (DDF on the fixed grid), ``warped_image``, ``warped_label`` (when labelled),
         ``solver_iterations`` (per level) and ``fixed_to_moving`` (the geometry, None for one
@@ -121,15 +144,7 @@ class DIOInferer(Inferer):
             )
         else:
             fixed_in, moving_in = fixed, moving
-        result = network.register(
-            fixed_in,
-            moving_in,
-            prompts=self._prompts(pair, fixed, moving),
-            solver=self.solver,
-            affine_solver=self.affine_solver,
-            match_fixed_spacing=self.match_fixed_spacing,
-            **affines,
-        )
+        result = self.register(network, fixed_in, moving_in, prompts=self._prompts(pair, fixed, moving), **affines)
         ddf = result.full_resolution_ddfs[-1]
         output = {
             "pred": ddf,

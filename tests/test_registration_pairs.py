@@ -1,0 +1,93 @@
+"""Registration pairs from lists of single labelled images (MONAI Label's training lists)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.inferers import SimpleInferer
+
+from monai_ext.data import PairCacheDataset, PairDataset, registration_pairs, series_and_phase
+from monai_ext.engines import InfererBoundNetwork
+
+
+def _entries(*names: str) -> list[dict]:
+    return [{"image": f"/store/{n}.nii.gz", "label": f"/store/labels/final/{n}.nii.gz"} for n in names]
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("/d/patient001_slice00_ED.nii.gz", ("patient001_slice00", "ED")),
+        ("patient001_slice00_es.nii", ("patient001_slice00", "ES")),
+        ("/d/patient012_frame07.nii.gz", ("patient012", "frame07")),
+        ("A0S9V9_ED_slice03.nii.gz", ("A0S9V9_slice03", "ED")),
+        ("OASIS_0007_0000.nii.gz", ("OASIS_0007_0000", "")),
+    ],
+)
+def test_series_and_phase_from_file_names(path, expected):
+    assert series_and_phase(path) == expected
+
+
+def test_within_subject_pairs_register_es_onto_ed_and_leave_single_frames_out(caplog):
+    data = _entries("p1_slice00_ES", "p1_slice00_ED", "p2_slice00_ED", "p3_frame01", "p3_frame09", "p3_frame12")
+    pairs = registration_pairs(data, "within_subject")
+    assert [(p["fixed_image"][7:-7], p["moving_image"][7:-7]) for p in pairs] == [
+        ("p1_slice00_ED", "p1_slice00_ES"),
+        ("p3_frame01", "p3_frame09"),
+        ("p3_frame01", "p3_frame12"),
+    ]
+    assert pairs[0]["fixed_label"] == "/store/labels/final/p1_slice00_ED.nii.gz"
+    assert pairs[0]["moving_label"] == "/store/labels/final/p1_slice00_ES.nii.gz"
+    assert "p2_slice00" in caplog.text
+
+
+def test_inter_subject_pairs_are_consecutive_and_datalist_pairs_pass_unchanged():
+    pairs = registration_pairs(_entries("s1", "s2", "s3"), "inter_subject")
+    assert [(p["fixed_image"][7:9], p["moving_image"][7:9]) for p in pairs] == [("s1", "s2"), ("s2", "s3")]
+    datalist = [{"fixed_image": "a", "moving_image": "b", "subject": "x"}]
+    assert registration_pairs(datalist, "within_subject") == datalist
+    unlabelled = registration_pairs([{"image": "a"}, {"image": "b"}])
+    assert unlabelled == [{"fixed_image": "a", "moving_image": "b"}]
+
+
+def test_no_pair_and_bad_entries_are_clear_errors():
+    with pytest.raises(ValueError, match="two labelled frames of one series"):
+        registration_pairs(_entries("p1_slice00_ED", "p2_slice00_ES"), "within_subject")
+    with pytest.raises(ValueError, match="two images"):
+        registration_pairs(_entries("s1"), "inter_subject")
+    with pytest.raises(ValueError, match="entry 1 has no 'image'"):
+        registration_pairs([{"image": "a"}, {"label": "b"}])
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        registration_pairs(_entries("s1", "s2"), "random")
+
+
+def test_pair_datasets_pair_before_loading():
+    data = _entries("p1_ED", "p1_ES")
+    assert PairDataset(data, pairing="within_subject")[0]["moving_image"] == "/store/p1_ES.nii.gz"
+    cached = PairCacheDataset(data, pairing="within_subject", cache_rate=1.0, progress=False)
+    assert len(cached) == 1 and cached[0]["fixed_label"] == "/store/labels/final/p1_ED.nii.gz"
+
+
+class _Doubling(SimpleInferer):
+    def __call__(self, inputs, network, *args, **kwargs):
+        return 2 * network(inputs)
+
+
+class _Registering(torch.nn.Module):
+    def forward(self, x):
+        return x + 1
+
+    def register(self, fixed, moving, *args, **kwargs):
+        return ("network", args, kwargs)
+
+
+class _RegisteringInferer(SimpleInferer):
+    def register(self, network, fixed, moving, *args, **kwargs):
+        return ("inferer", network.register(fixed, moving, *args, **kwargs))
+
+
+def test_objectives_see_the_network_through_the_trainer_inferer():
+    network, x = _Registering(), torch.ones(1, 2, 4, 4)
+    assert torch.equal(InfererBoundNetwork(_Doubling(), network)(x), 2 * (x + 1))
+    assert InfererBoundNetwork(SimpleInferer(), network).register(x, x, 1, b=2) == ("network", (1,), {"b": 2})
+    assert InfererBoundNetwork(_RegisteringInferer(), network).register(x, x) == ("inferer", ("network", (), {}))

@@ -36,8 +36,9 @@ class DIOInferer(Inferer):
       ANTs runs affine then deformable by default); None: deformable only (pre-aligned data).
 
     :meth:`register` runs the network's optimisation layer with these settings (as ``train#inferer``
-    it is what each training step differentiates through); :meth:`register_pair` is what ``RegistrationEvaluator`` calls for inferers that have it; it
-    returns the DDF on the fixed grid and the moving image / labels warped onto the fixed grid.
+    it is what each training step differentiates through). :meth:`register_pair` is what
+    ``RegistrationEvaluator`` calls for inferers that have it; it returns the DDF on the fixed grid
+    and the moving image / labels warped onto the fixed grid.
     ``__call__(cat([moving, fixed], 1), network)`` serves pairs on one grid (MONAI's inferer API).
     """
 

@@ -94,6 +94,11 @@ def server(tmp_path_factory, acdc_dataset):
     for key in ("fixed_image", "moving_image"):
         shutil.copy(acdc_dataset / "data" / cardiac[key], studies)
     shutil.copy(acdc_dataset / "data" / cardiac["moving_label"], studies / "labels" / "final")
+    # annotated ED and ES frames of other slices: what /train/gsmorph_cardiac pairs and trains on
+    for pair in json.loads((acdc_dataset / "data" / "datalist.json").read_text())["training"]:
+        for role in ("fixed", "moving"):
+            shutil.copy(acdc_dataset / "data" / pair[f"{role}_image"], studies)
+            shutil.copy(acdc_dataset / "data" / pair[f"{role}_label"], studies / "labels" / "final")
     app = root / "app"
     shutil.copytree(REPO / "apps" / "registration", app)
     port = _free_port()
@@ -120,7 +125,8 @@ def server(tmp_path_factory, acdc_dataset):
         assert info is not None and process.poll() is None, (root / "server.log").read_text()[-4000:]
         paths = {k: acdc_dataset / "data" / v for k, v in cardiac.items() if k.endswith(("image", "label"))}
         yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths,
-               "atlas_target": (studies / "MNI_moved.nii.gz", root / "MNI_moved_truth.nii.gz")}  # fmt: skip
+               "atlas_target": (studies / "MNI_moved.nii.gz", root / "MNI_moved_truth.nii.gz"),
+               "bundles": bundles}  # fmt: skip
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -212,3 +218,35 @@ def test_without_a_reference_the_brain_bundles_propagate_the_mni152_atlas(server
     assert _dice(propagated, truth) > _dice(atlas_labels, truth) + 0.05
     params = _infer(server, "dio_brain", "MNI_moved", "", "json").json()
     assert params.get("params", params)["label_names"] == {"gray matter": 1, "white matter": 2}
+
+
+@pytest.mark.slow  # a MONAI Label server, two GSMorph epochs
+def test_train_pairs_the_annotated_frames_and_writes_a_new_model(server, tmp_path):
+    import requests
+
+    trainer = server["info"]["trainers"]["gsmorph_cardiac"]
+    assert trainer["config"]["learning_rate"] == 0.005 and trainer["config"]["val_interval"] == 5
+    models = server["bundles"] / "gsmorph_cardiac" / "models"
+    before = torch.load(models / "model.pt", map_location="cpu", weights_only=True)
+    started = time.time()
+    time.sleep(1.0)
+    params = {"max_epochs": 2, "val_interval": 1, "batch_size": 4, "val_split": 0.3, "pretrained": True,
+              "device": "cpu", "multi_gpu": False, "learning_rate": 1e-3}  # fmt: skip
+    response = requests.post(
+        f"{server['url']}/train/gsmorph_cardiac", params={"run_sync": True}, json=params, timeout=1200
+    )
+    assert response.status_code == 200, server["log"].read_text()[-6000:]
+    log = server["log"].read_text()
+    # the datastore's brain volumes were left out, the cardiac frames paired within their slice
+    assert "are not 2-D and are not used" in log
+    assert (models / "model.pt").stat().st_mtime > started
+    last = torch.load(models / "checkpoint_last.pt", map_location="cpu", weights_only=True)["model"]
+    assert set(last) == set(before)
+    assert any(not torch.equal(last[k], before[k]) for k in before)  # two epochs changed the weights
+    # the next inference request runs on the new model
+    paths = server["cardiac"]
+    fixed_id = paths["fixed_image"].name.replace(".nii.gz", "")
+    reference_id = paths["moving_image"].name.replace(".nii.gz", "")
+    label_file = tmp_path / "label.nii.gz"
+    label_file.write_bytes(_infer(server, "gsmorph_cardiac", fixed_id, reference_id, "image").content)
+    assert nib.load(label_file).shape == nib.load(paths["fixed_image"]).shape

@@ -10,6 +10,9 @@ Each bundle folder under ``bundles`` (default: this repository's ``bundles/``) w
 datastore (its ``final`` label), e.g. the annotated ED frame of the same cine series for
 gsmorph_cardiac or another subject for the brain bundles. The reference's labels come back warped
 onto the image; fields, warped images and QC pictures are kept under ``<app>/results/<model>/``.
+``/train/<model>`` trains the bundle on the datastore's labelled images, paired by the bundle
+(brain: consecutive subjects; cardiac: the frames of one slice onto its ED frame), and writes the
+bundle's ``models/model.pt``, which the next inference request loads.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from monailabel.interfaces.app import MONAILabelApp
 
 from monai_ext.data import mni152_tissue_atlas
-from monai_ext.monailabel import LabelPropagationTask, Reference
+from monai_ext.monailabel import LabelPropagationTask, Reference, RegistrationTrainTask
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,25 @@ class RegistrationApp(MONAILabelApp):
             else:
                 logger.warning(f"{bundle}: no models/model.pt, not served (train it or download it from a zoo).")
         return infers
+
+    def init_trainers(self) -> dict:
+        """Every bundle with a ``configs/train.json`` trains from the datastore's labelled images
+        (``/train/<bundle>``); settings from its metadata's ``monailabel_training``."""
+        trainers = {}
+        for bundle in sorted(p for p in self.bundles_dir.iterdir() if (p / "configs" / "train.json").is_file()):
+            metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+            settings = metadata.get("monailabel_training", {})
+            task = RegistrationTrainTask(
+                str(bundle),
+                self.conf,
+                dimension=int(metadata.get("label_propagation", {}).get("dimension", 3)),
+                options=settings.get("options", ()),
+                configs=settings.get("configs", ()),
+                overrides=settings.get("overrides"),
+            )
+            if task.is_valid():
+                trainers[bundle.name] = task
+        return trainers
 
     def atlas(self) -> Reference:
         """The brain bundles' default reference: ``--conf atlas_image/atlas_label``, else MNI152 2009a

@@ -15,6 +15,7 @@ from monai_ext.networks import DIORegistration, build_feature_network, dio_unet
 from monai_ext.objectives import DIOObjective, one_hot_labels
 from monai_ext.solvers import MultiScaleSolver
 from monai_ext.spatial import sample_moving, warp_moving
+from monai_ext.transforms import WarpMovingd
 
 
 def _disc(shape, centre, radius, spacing=(1.0, 1.0)):
@@ -138,7 +139,7 @@ def test_inferer_registers_a_moving_image_of_another_size_and_spacing():
         build_feature_network("intensity"),
         MultiScaleSolver(iterations=(40, 40, 80), optimizer="adam", convergence_eps=0),
     )
-    output = DIOInferer().register_pair(pair, net)
+    output = WarpMovingd("moving_label")({**pair, **DIOInferer().register_pair(pair, net)})
     assert output["pred"].shape == (1, 2, 24, 28)
     assert output["warped_image"].shape == fixed.shape and output["warped_label"].shape == fixed_label.shape
     # world shift (2, -2) mm = fixed voxels
@@ -423,6 +424,7 @@ def test_features_of_a_thick_slice_moving_image_at_the_fixed_voxel_size():
     for match in (False, True):
         features = _RecordingFeatures()
         output = DIOInferer(match_fixed_spacing=match).register_pair(pair, DIORegistration(features, solver))
+        output = WarpMovingd("moving_label")({**pair, **output})
         assert set(features.shapes) == ({(24, 28), (23, 28)} if match else {(24, 28), (12, 28)})
         assert output["warped_label"].shape == (1, 1, 24, 28)
         assert torch.allclose(output["pred"][0, :, 11, 14], torch.tensor([2.0, -2.0]), atol=0.5)

@@ -20,6 +20,7 @@ from monai_ext.inferers import DIOInferer
 from monai_ext.metrics.segmentation import dice_per_label
 from monai_ext.networks import DIORegistration, build_feature_network
 from monai_ext.solvers import MultiScaleSolver
+from monai_ext.transforms import WarpMovingd
 
 WEIGHTS = Path(__file__).parent / "data" / "dio_demo_unet.pt"
 
@@ -41,6 +42,7 @@ def _dice(pair: dict, network: DIORegistration, match_fixed_spacing: bool = True
     solver = MultiScaleSolver(iterations=(60, 40, 20), optimizer="adam", transform="diffeomorphic", convergence_eps=0)
     with torch.no_grad():
         output = DIOInferer(solver=solver, match_fixed_spacing=match_fixed_spacing).register_pair(pair, network)
+    output = WarpMovingd("moving_label")({**pair, **output})  # the labels, as the bundle's postprocessing
     fixed_label = pair["fixed_label"].as_tensor()
     labels = [int(v) for v in torch.unique(fixed_label) if v != 0]
     return float(dice_per_label(output["warped_label"], fixed_label, labels).nanmean())

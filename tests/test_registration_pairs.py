@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from monai.inferers import SimpleInferer
-
 from monai_ext.data import PairCacheDataset, PairDataset, registration_pairs, series_and_phase
-from monai_ext.engines import InfererBoundNetwork
 
 
 def _entries(*names: str) -> list[dict]:
@@ -66,28 +62,3 @@ def test_pair_datasets_pair_before_loading():
     assert PairDataset(data, pairing="within_subject")[0]["moving_image"] == "/store/p1_ES.nii.gz"
     cached = PairCacheDataset(data, pairing="within_subject", cache_rate=1.0, progress=False)
     assert len(cached) == 1 and cached[0]["fixed_label"] == "/store/labels/final/p1_ED.nii.gz"
-
-
-class _Doubling(SimpleInferer):
-    def __call__(self, inputs, network, *args, **kwargs):
-        return 2 * network(inputs)
-
-
-class _Registering(torch.nn.Module):
-    def forward(self, x):
-        return x + 1
-
-    def register(self, fixed, moving, *args, **kwargs):
-        return ("network", args, kwargs)
-
-
-class _RegisteringInferer(SimpleInferer):
-    def register(self, network, fixed, moving, *args, **kwargs):
-        return ("inferer", network.register(fixed, moving, *args, **kwargs))
-
-
-def test_objectives_see_the_network_through_the_trainer_inferer():
-    network, x = _Registering(), torch.ones(1, 2, 4, 4)
-    assert torch.equal(InfererBoundNetwork(_Doubling(), network)(x), 2 * (x + 1))
-    assert InfererBoundNetwork(SimpleInferer(), network).register(x, x, 1, b=2) == ("network", (1,), {"b": 2})
-    assert InfererBoundNetwork(_RegisteringInferer(), network).register(x, x) == ("inferer", ("network", (), {}))

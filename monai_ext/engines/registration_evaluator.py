@@ -13,7 +13,8 @@ from monai.transforms import Transform
 from monai.utils import CommonKeys, ForwardMode
 
 from monai_ext.engines.pair_batch import pair_batch_to_device
-from monai_ext.spatial import warp_image, warp_label
+from monai_ext.spatial import warp_image
+from monai_ext.transforms.warp_moving import WarpMovingd
 
 __all__ = ["RegistrationEvaluator"]
 
@@ -23,9 +24,10 @@ class RegistrationEvaluator(SupervisedEvaluator):
 
     Each iteration reads the pair dictionary (``fixed_image``, ``moving_image`` and, when present,
     ``fixed_label``, ``moving_label``, ``fixed_landmarks``, ``moving_landmarks``), runs
-    ``inferer(cat([moving, fixed], 1), network)`` once,
-    and warps the moving image (bilinear) and moving label (nearest neighbour) with the predicted
-    DDF. ``engine.state.output`` holds the pair, ``pred`` (the DDF, ``(B, ndim, *spatial)``),
+    ``inferer(cat([moving, fixed], 1), network)`` once and warps the moving image (bilinear) with the
+    predicted DDF; ``postprocessing`` (default ``monai_ext.transforms.WarpMovingd("moving_label")``,
+    which the bundles' configs declare) then warps the moving label (nearest neighbour).
+    ``engine.state.output`` holds the pair, ``pred`` (the DDF, ``(B, ndim, *spatial)``),
     ``warped_image`` and ``warped_label``; image tensors keep their MONAI metadata, so handlers can
     read file names and affines. MONAI's metric handlers, ``StatsHandler`` and ``CheckpointLoader``
     attach unchanged.
@@ -34,7 +36,7 @@ class RegistrationEvaluator(SupervisedEvaluator):
     use ``monai_ext.inferers.NetworkGridInferer`` for images not on the network's grid).
     ``decollate`` defaults to False because the registration handlers work on batches.
     An inferer with a ``register_pair(pair, network) -> dict`` method (``DIOInferer``) registers
-    the pair itself and returns ``pred``, ``warped_image`` (and ``warped_label``); the fixed and
+    the pair itself and returns ``pred``, ``warped_image`` and ``fixed_to_moving``; the fixed and
     moving images may then have different grids.
     """
 
@@ -62,7 +64,9 @@ class RegistrationEvaluator(SupervisedEvaluator):
             epoch_length=epoch_length,
             non_blocking=non_blocking,
             inferer=SimpleInferer() if inferer is None else inferer,
-            postprocessing=postprocessing,
+            postprocessing=postprocessing
+            if postprocessing is not None
+            else WarpMovingd("moving_label", allow_missing_keys=True),
             key_val_metric=key_val_metric,
             additional_metrics=additional_metrics,
             val_handlers=val_handlers,
@@ -100,8 +104,6 @@ class RegistrationEvaluator(SupervisedEvaluator):
             ddf = engine.inferer(inputs, engine.network)
         output[CommonKeys.PRED] = ddf
         output["warped_image"] = warp_image(moving, ddf)
-        if "moving_label" in output:
-            output["warped_label"] = warp_label(output["moving_label"], ddf)
         if "fixed_label" in output:
             output[CommonKeys.LABEL] = output["fixed_label"]
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)

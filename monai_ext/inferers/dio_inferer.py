@@ -37,8 +37,8 @@ class DIOInferer(Inferer):
 
     :meth:`register` runs the network's optimisation layer with these settings (as ``train#inferer``
     it is what each training step differentiates through). :meth:`register_pair` is what
-    ``RegistrationEvaluator`` calls for inferers that have it; it returns the DDF on the fixed grid
-    and the moving image / labels warped onto the fixed grid.
+    ``RegistrationEvaluator`` calls for inferers that have it; it returns the DDF on the fixed grid,
+    the moving image warped onto the fixed grid and the fixed-to-moving geometry.
     ``__call__(cat([moving, fixed], 1), network)`` serves pairs on one grid (MONAI's inferer API).
     """
 
@@ -132,9 +132,9 @@ class DIOInferer(Inferer):
         )
 
     def register_pair(self, pair: dict, network) -> dict:
-        """``pred`` (DDF on the fixed grid), ``warped_image``, ``warped_label`` (when labelled),
-        ``solver_iterations`` (per level) and ``fixed_to_moving`` (the geometry, None for one
-        field of view) for one batch of pairs."""
+        """``pred`` (DDF on the fixed grid), ``warped_image``, ``solver_iterations`` (per level) and
+        ``fixed_to_moving`` (the geometry, None for one field of view) for one batch of pairs; the
+        evaluator's postprocessing (``monai_ext.transforms.WarpMovingd``) warps the labels."""
         fixed, moving = pair["fixed_image"], pair["moving_image"]
         affines = {}
         if not self.world_geometry:
@@ -153,10 +153,6 @@ class DIOInferer(Inferer):
             "solver_iterations": result.iterations,
             "fixed_to_moving": result.fixed_to_moving,
         }
-        if "moving_label" in pair:
-            output["warped_label"] = warp_moving(
-                convert_to_tensor(pair["moving_label"], track_meta=False), ddf, result.fixed_to_moving, label=True
-            )
         return output
 
     def __call__(self, inputs: torch.Tensor, network, *args, **kwargs) -> torch.Tensor:  # type: ignore[override]

@@ -1,5 +1,5 @@
 """Dictionary transforms for fixed/moving pairs: checks, augmentation (flips and affines, thick-slice
-resampling), intensity scaling to [0, 1]."""
+resampling), intensity scaling to [0, 1], and the moving labels warped by the predicted field."""
 
 from .pair_checks import CheckPaird
 from .rand_anisotropic_resample import RandAnisotropicResampled
@@ -7,6 +7,7 @@ from .rand_pair_flip_affine import RandPairFlipAffined
 from .resample_to_fixed import ResampleToFixedd
 from .unigradicon_augmentation import unigradicon_augmentation
 from .unit_intensity import MODALITIES, modality_intensity_transform, unit_intensity_transformd
+from .warp_moving import WarpMovingd
 
 __all__ = [
     "CheckPaird",
@@ -17,4 +18,5 @@ __all__ = [
     "modality_intensity_transform",
     "unit_intensity_transformd",
     "unigradicon_augmentation",
+    "WarpMovingd",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from monai_ext.data import PairCacheDataset, PairDataset, registration_pairs, series_and_phase
 
 

@@ -35,7 +35,11 @@ from monai_ext.spatial import resample_normalized_affine
 
 from helpers import BUNDLES, REPO, cli, run_bundle, training_args
 
-OVERRIDES = {"dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]}}
+OVERRIDES = {
+    "dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]},
+    # GradICON in the bundle's 2-D setting (the demo's), on coronal slices
+    "gradicon_brain": {"spatial_dims": 2, "image_size": [80, 80], "dataset_name": "oasis", "io_steps": 0},
+}
 
 
 def _atlas_target(cache: Path, image_path: Path, truth_path: Path) -> None:
@@ -67,8 +71,22 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([2 * ((a == v) & (b == v)).sum() / ((a == v).sum() + (b == v).sum()) for v in labels]))
 
 
+def _train_gradicon_2d(dataset_dir: Path, root: Path) -> Path:
+    """GradICON's two stages in 2-D at 80 x 80 on coronal slices (the demo's CPU setting, shorter)."""
+    configs = BUNDLES / "gradicon_brain" / "configs"
+    common = [
+        *training_args("gradicon_brain", dataset_dir, root, dataset_name="oasis"),
+        *cli(spatial_dims=2, image_size=[80, 80], batch_size=8, learning_rate=5e-4, num_epochs=1, val_interval=1),
+    ]
+    run_bundle("run", *cli(config_file=configs / "train.json"), *common,
+               *cli(output_dir=root / "stage1", iterations_per_epoch=40))  # fmt: skip
+    run_bundle("run", "--config_file", f"['{configs / 'train.json'}','{configs / 'stage2.json'}']", *common,
+               *cli(output_dir=root / "stage2", iterations_per_epoch=15))  # fmt: skip
+    return root / "models" / "model.pt"
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, acdc_dataset):
+def server(tmp_path_factory, acdc_dataset, neurite_slices_dataset):
     root = tmp_path_factory.mktemp("monailabel")
     make_synthetic_oasis(root / "raw", num_subjects=8, num_val=3, size=(40, 48, 40), seed=0)
     # the bundles the app serves: dio_brain as it is, gsmorph_cardiac with briefly trained weights
@@ -83,6 +101,10 @@ def server(tmp_path_factory, acdc_dataset):
     )
     (bundles / "gsmorph_cardiac" / "models").mkdir()
     shutil.copy(root / "gsmorph" / "models" / "model.pt", bundles / "gsmorph_cardiac" / "models" / "model.pt")
+    shutil.copytree(BUNDLES / "gradicon_brain", bundles / "gradicon_brain", ignore=shutil.ignore_patterns("models"))
+    (bundles / "gradicon_brain" / "models").mkdir()
+    gradicon = _train_gradicon_2d(neurite_slices_dataset / "data", root / "gradicon")
+    shutil.copy(gradicon, bundles / "gradicon_brain" / "models" / "model.pt")
     studies = root / "studies"
     (studies / "labels" / "final").mkdir(parents=True)
     raw = root / "raw"
@@ -99,6 +121,14 @@ def server(tmp_path_factory, acdc_dataset):
         for role in ("fixed", "moving"):
             shutil.copy(acdc_dataset / "data" / pair[f"{role}_image"], studies)
             shutil.copy(acdc_dataset / "data" / pair[f"{role}_label"], studies / "labels" / "final")
+    # two coronal slices of different subjects, the second annotated: GradICON's pair
+    slices = json.loads((neurite_slices_dataset / "data" / "datalist.json").read_text())["validation"][0]
+    brain_2d = {}
+    for role in ("fixed", "moving"):
+        name = f"slice_{role}.nii.gz"
+        shutil.copy(neurite_slices_dataset / "data" / slices[f"{role}_image"], studies / name)
+        brain_2d[role] = (studies / name, neurite_slices_dataset / "data" / slices[f"{role}_label"])
+    shutil.copy(brain_2d["moving"][1], studies / "labels" / "final" / "slice_moving.nii.gz")
     app = root / "app"
     shutil.copytree(REPO / "apps" / "registration", app)
     port = _free_port()
@@ -126,7 +156,7 @@ def server(tmp_path_factory, acdc_dataset):
         paths = {k: acdc_dataset / "data" / v for k, v in cardiac.items() if k.endswith(("image", "label"))}
         yield {"url": url, "info": info, "raw": raw, "app": app, "log": root / "server.log", "cardiac": paths,
                "atlas_target": (studies / "MNI_moved.nii.gz", root / "MNI_moved_truth.nii.gz"),
-               "bundles": bundles}  # fmt: skip
+               "bundles": bundles, "brain_2d": brain_2d}  # fmt: skip
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -218,6 +248,32 @@ def test_without_a_reference_the_brain_bundles_propagate_the_mni152_atlas(server
     assert _dice(propagated, truth) > _dice(atlas_labels, truth) + 0.05
     params = _infer(server, "dio_brain", "MNI_moved", "", "json").json()
     assert params.get("params", params)["label_names"] == {"gray matter": 1, "white matter": 2}
+
+
+@pytest.mark.slow  # a MONAI Label server, a short 2-D GradICON training
+def test_gradicon_propagates_a_labelled_slice_with_and_without_instance_optimisation(server, tmp_path):
+    (image_path, truth_path), (_, reference_path) = server["brain_2d"]["fixed"], server["brain_2d"]["moving"]
+    truth = np.asarray(nib.load(truth_path).dataobj).astype(int)
+    reference = np.asarray(nib.load(reference_path).dataobj).astype(int)
+    import requests
+
+    for io_steps in (0, 5):
+        response = requests.post(
+            f"{server['url']}/infer/gradicon_brain",
+            params={"image": "slice_fixed", "output": "image"},
+            data={"params": json.dumps({"reference": "slice_moving", "io_steps": io_steps})},
+            timeout=600,
+        )
+        assert response.status_code == 200, server["log"].read_text()[-4000:]
+        (tmp_path / "label.nii.gz").write_bytes(response.content)
+        label, image = nib.load(tmp_path / "label.nii.gz"), nib.load(image_path)
+        assert label.shape == image.shape and np.allclose(label.affine, image.affine)
+        propagated = np.asarray(label.dataobj).astype(int)
+        assert set(np.unique(propagated)) <= set(np.unique(reference))
+        print(
+            f"gradicon_brain io_steps={io_steps}: Dice {_dice(propagated, truth):.3f}, unregistered {_dice(reference, truth):.3f}"
+        )
+        assert _dice(propagated, truth) > _dice(reference, truth), io_steps
 
 
 @pytest.mark.slow  # a MONAI Label server, two GSMorph epochs

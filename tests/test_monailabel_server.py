@@ -39,6 +39,9 @@ OVERRIDES = {
     "dio_brain": {"feature_network": "intensity", "load_pretrain": False, "iterations": [30, 20, 10]},
     # GradICON in the bundle's 2-D setting (the demo's), on coronal slices
     "gradicon_brain": {"spatial_dims": 2, "image_size": [80, 80], "dataset_name": "oasis", "io_steps": 0},
+    # no uniGradICON weights here: the untrained network (zero last layer: the identity) on the smallest grid
+    # its five-level U-Net takes, to check the plumbing exactly
+    "unigradicon_io": {"load_pretrain": False, "image_size": [72, 72, 72], "io_steps": 0},
 }
 
 
@@ -101,6 +104,7 @@ def server(tmp_path_factory, acdc_dataset, neurite_slices_dataset):
     )
     (bundles / "gsmorph_cardiac" / "models").mkdir()
     shutil.copy(root / "gsmorph" / "models" / "model.pt", bundles / "gsmorph_cardiac" / "models" / "model.pt")
+    shutil.copytree(BUNDLES / "unigradicon_io", bundles / "unigradicon_io", ignore=shutil.ignore_patterns("models"))
     shutil.copytree(BUNDLES / "gradicon_brain", bundles / "gradicon_brain", ignore=shutil.ignore_patterns("models"))
     (bundles / "gradicon_brain" / "models").mkdir()
     gradicon = _train_gradicon_2d(neurite_slices_dataset / "data", root / "gradicon")
@@ -248,6 +252,19 @@ def test_without_a_reference_the_brain_bundles_propagate_the_mni152_atlas(server
     assert _dice(propagated, truth) > _dice(atlas_labels, truth) + 0.05
     params = _infer(server, "dio_brain", "MNI_moved", "", "json").json()
     assert params.get("params", params)["label_names"] == {"gray matter": 1, "white matter": 2}
+
+
+@pytest.mark.slow  # a MONAI Label server and a 3-D network at 72^3
+def test_unigradicon_serves_the_reference_labels_through_an_identity_network(server, tmp_path):
+    # the untrained network predicts a zero field, so the propagated labels are the reference's, exactly
+    label_file = tmp_path / "label.nii.gz"
+    label_file.write_bytes(_infer(server, "unigradicon_io", "OASIS_0006_0000", "OASIS_0007_0000", "image").content)
+    label, image = nib.load(label_file), nib.load(server["raw"] / "imagesTr" / "OASIS_0006_0000.nii.gz")
+    assert label.shape == image.shape and np.allclose(label.affine, image.affine)
+    reference = np.asarray(nib.load(server["raw"] / "labelsTr" / "OASIS_0007_0000.nii.gz").dataobj).astype(int)
+    np.testing.assert_array_equal(np.asarray(label.dataobj).astype(int), reference)
+    (case,) = (server["app"] / "results" / "unigradicon_io").iterdir()
+    assert np.abs(np.asarray(nib.load(next(case.rglob("ddf.nii.gz"))).dataobj)).max() == 0
 
 
 @pytest.mark.slow  # a MONAI Label server, a short 2-D GradICON training

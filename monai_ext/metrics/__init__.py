@@ -1,4 +1,5 @@
-"""Evaluation metrics: Jacobian-based regularity (NJD, NDV, SDlogJ), Dice / HD95 per label, MSE, landmark TRE."""
+"""Evaluation metrics: Jacobian-based regularity (NJD, NDV, SDlogJ), Dice / HD95 per label, MSE, landmark TRE;
+the LUMIR / Learn2Reg leaderboard scores as their evaluators define them (``monai_ext.metrics.leaderboard``)."""
 
 from __future__ import annotations
 

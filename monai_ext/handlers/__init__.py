@@ -2,6 +2,7 @@
 
 from .augmentation_schedule import AugmentationSchedule
 from .label_set_dice import LabelSetDice
+from .leaderboard_scores import LeaderboardScoresHandler
 from .method_comparison import format_method_comparison, read_metrics_summary, write_method_comparison
 from .named_outputs import named_outputs
 from .registration_metrics import RegistrationMetricsHandler, format_results_table
@@ -10,6 +11,7 @@ from .registration_writer import RegistrationWriter
 __all__ = [
     "AugmentationSchedule",
     "LabelSetDice",
+    "LeaderboardScoresHandler",
     "RegistrationMetricsHandler",
     "RegistrationWriter",
     "format_results_table",

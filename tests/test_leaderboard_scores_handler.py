@@ -1,0 +1,48 @@
+"""The leaderboard handler scores an evaluator's pairs as the challenges' evaluators do."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from monai_ext.handlers import LeaderboardScoresHandler
+from monai_ext.metrics.leaderboard import leaderboard_dice, leaderboard_sdlogj, warp_label_nearest
+
+SHAPE = (12, 12, 10)
+
+
+def _pair():
+    fixed = torch.zeros(1, 1, *SHAPE)
+    fixed[0, 0, 3:8, 3:8, 3:7] = 1
+    fixed[0, 0, 8:10, 3:8, 3:7] = 2
+    moving = torch.roll(fixed, 1, dims=2)
+    image = (moving > 0).float() + 0.5 * (torch.rand(1, 1, *SHAPE) > 0.5)
+    landmarks_fixed, landmarks_moving = torch.zeros(1, 1, *SHAPE), torch.zeros(1, 1, *SHAPE)
+    landmarks_fixed[0, 0, 4, 4, 4], landmarks_moving[0, 0, 5, 4, 4] = 1, 1
+    ddf = torch.zeros(1, 3, *SHAPE)
+    ddf[:, 0] = 0.5  # half a voxel: the evaluators' nearest warp rounds it up
+    return {"pred": ddf, "fixed_label": fixed, "moving_label": moving, "moving_image": image,
+            "fixed_landmarks": landmarks_fixed, "moving_landmarks": landmarks_moving, "subject": ["s1"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("challenge", ["lumir", "learn2reg"])
+def test_scores_and_json_follow_the_challenge(challenge, tmp_path):
+    output = _pair()
+    handler = LeaderboardScoresHandler(tmp_path, challenge)
+    engine = SimpleNamespace(state=SimpleNamespace(output=output, batch={}, metrics={}))
+    handler(engine)
+    handler._finalise(engine)
+    scores = json.loads((tmp_path / f"leaderboard_{challenge}.json").read_text())["cases"]["s1"]
+    fixed, moving = output["fixed_label"][0, 0].numpy(), output["moving_label"][0, 0].numpy()
+    warped = warp_label_nearest(moving, output["pred"][0].numpy())
+    labels = [0, 1, 2] if challenge == "lumir" else [1, 2]
+    assert scores["Dice"] == pytest.approx(np.nanmean(leaderboard_dice(fixed, moving, warped, labels)))
+    assert scores["Dice"] == pytest.approx(1.0)  # x + 0.5 rounds to x + 1: the one-voxel roll is undone
+    assert scores["HD95"] == 0.0 and scores["SDlogJ"] == pytest.approx(leaderboard_sdlogj(output["pred"][0].numpy()))
+    assert scores["TRE"] == pytest.approx(0.0)
+    assert ("NDV" in scores) == (challenge == "lumir")
+    assert engine.state.metrics[f"{challenge}/Dice"] == pytest.approx(1.0)

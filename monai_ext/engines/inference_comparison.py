@@ -11,6 +11,7 @@ from monai.handlers import StatsHandler
 from monai.inferers import Inferer
 
 from monai_ext.engines.registration_evaluator import RegistrationEvaluator
+from monai_ext.handlers.leaderboard_scores import LeaderboardScoresHandler
 from monai_ext.handlers.method_comparison import COMPARISON_COLUMNS, write_method_comparison
 from monai_ext.handlers.registration_metrics import RegistrationMetricsHandler
 from monai_ext.handlers.registration_writer import RegistrationWriter
@@ -42,6 +43,8 @@ class InferenceComparison:
         max_figures: QC figures per setting with the warped outputs written; -1 writes nothing.
         columns: columns of the comparison table.
         title: first line of the printed table.
+        leaderboard: ``"lumir"`` / ``"learn2reg"``: every setting's folder also gets the challenge's
+            official scores (:class:`~monai_ext.handlers.LeaderboardScoresHandler`); None: not scored.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class InferenceComparison:
         max_figures: int = -1,
         columns: Sequence[str] = COMPARISON_COLUMNS,
         title: str | None = "Comparison of methods (mean±std over pairs)",
+        leaderboard: str | None = None,
     ) -> None:
         if not settings:
             raise ValueError("settings is empty: give at least one {name, folder, inferer}.")
@@ -75,12 +79,15 @@ class InferenceComparison:
         self.max_figures = int(max_figures)
         self.columns = list(columns)
         self.title = title
+        self.leaderboard = leaderboard
 
     def evaluator(self, setting: Mapping[str, Any]) -> RegistrationEvaluator:
         """The evaluator of one setting, with its metrics handler (and writer)."""
         folder = self.output_dir / setting["folder"]
         metrics = RegistrationMetricsHandler(folder, self.label_names, method_name=setting["name"], **self.metrics_args)
         handlers: list = [StatsHandler(iteration_log=False), metrics]
+        if self.leaderboard:
+            handlers.append(LeaderboardScoresHandler(folder, self.leaderboard))
         if self.max_figures >= 0:
             handlers.append(RegistrationWriter(folder / "pairs", max_figures=self.max_figures))
         return RegistrationEvaluator(

@@ -43,6 +43,7 @@ class LeaderboardScoresHandler:
 
     - ``Dice`` and ``HD95`` (voxels, area-weighted surface distances): means over the labels present
       in both the fixed and the moving map (``labels``, default every value found; LUMIR counts 0);
+      not scored (a warning) for a pair whose moving labels lie on another grid;
     - ``SDlogJ``: Learn2Reg's std of ``log(det J + 3)``;
     - ``NDV`` (LUMIR): non-diffeomorphic volume in % of the moving image's non-zero voxels without the
       outer voxel layer;
@@ -93,16 +94,18 @@ class LeaderboardScoresHandler:
         scores = {"SDlogJ": leaderboard_sdlogj(disp)}
         if pair.get("fixed_label") is not None and pair.get("moving_label") is not None:
             fixed, moving = (np.rint(convert_to_numpy(pair[k])[0]).astype(int) for k in ("fixed_label", "moving_label"))
-            if fixed.shape != disp.shape[1:] or moving.shape != fixed.shape:
-                raise ValueError(
-                    f"leaderboard scores need fixed and moving labels on the displacement grid {disp.shape[1:]}, "
-                    f"got {fixed.shape} and {moving.shape} (the challenges' images share one grid)."
+            if fixed.shape == moving.shape == disp.shape[1:]:
+                warped = warp_label_nearest(moving, disp)
+                labels = self._labels(fixed, moving)
+                scores["Dice"] = float(np.nanmean(leaderboard_dice(fixed, moving, warped, labels)))
+                scores["HD95"] = float(np.nanmean(leaderboard_hd95(fixed, moving, warped, labels)))
+            else:  # the challenges' pairs share one grid; their evaluators cannot score another pair either
+                self.logger.warning(
+                    f"{self.challenge} Dice / HD95 not scored: fixed and moving labels {fixed.shape} and "
+                    f"{moving.shape} are not both on the displacement grid {disp.shape[1:]}."
                 )
-            warped = warp_label_nearest(moving, disp)
-            labels = self._labels(fixed, moving)
-            scores["Dice"] = float(np.nanmean(leaderboard_dice(fixed, moving, warped, labels)))
-            scores["HD95"] = float(np.nanmean(leaderboard_hd95(fixed, moving, warped, labels)))
-        if CHALLENGES[self.challenge]["ndv"] and pair.get("moving_image") is not None:
+        moving_image = pair.get("moving_image")
+        if CHALLENGES[self.challenge]["ndv"] and moving_image is not None and moving_image.shape[1:] == disp.shape[1:]:
             region = np.zeros(disp.shape[1:], dtype=bool)
             inner = tuple(slice(1, -1) for _ in disp.shape[1:])
             region[inner] = (convert_to_numpy(pair["moving_image"]) > 0).any(0)[inner]

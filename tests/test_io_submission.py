@@ -13,8 +13,24 @@ from monai_ext.io.submission import read_submission_displacement, submission_fil
         ("LUMIRMRI_3455", "LUMIRMRI_3454", "disp_3455_3454.nii.gz"),
     ],
 )
-def test_learn2reg_names(fixed, moving, expected):
+def test_lumir_names(fixed, moving, expected):
     assert submission_filename(fixed, moving) == expected
+
+
+@pytest.mark.parametrize(
+    "fixed,moving,expected",
+    [
+        ("imagesTr/OASIS_0438_0000.nii.gz", "imagesTr/OASIS_0439_0000.nii.gz", "disp_0438_0000_0439_0000.nii.gz"),
+        ("OASIS_OAS1_0438_MR1/aligned_norm.nii.gz", "OASIS_OAS1_0439_MR1/aligned_norm.nii.gz",
+         "disp_0438_0000_0439_0000.nii.gz"),
+        ("AbdomenMRCT_0001_0001.nii.gz", "AbdomenMRCT_0001_0000.nii.gz", "disp_0001_0001_0001_0000.nii.gz"),
+    ],
+)  # fmt: skip
+def test_learn2reg_names_carry_the_modalities(fixed, moving, expected):
+    assert submission_filename(fixed, moving, "learn2reg") == expected
+    assert (
+        submission_filename(fixed, moving, "disp_{fixed}_{moving}.nii.gz") == f"disp_{expected[5:9]}_{expected[15:19]}.nii.gz"
+    )
 
 
 def test_name_without_number_is_an_error():

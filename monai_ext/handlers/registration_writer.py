@@ -33,9 +33,10 @@ class RegistrationWriter:
       ``DisplacementFieldTransform``): the transform in world coordinates, readable by ITK, ANTs and
       3D Slicer, built from the fixed image's affine (see ``monai_ext.io.displacement_field``);
     - ``qc.png`` for the first ``max_figures`` pairs: fixed / moving / warped / grid / det(J);
-    - with ``submission_dir``: ``disp_FFFF_MMMM.nii.gz`` per pair, the voxel displacement as
-      ``[X, Y, Z, 3]`` in the Learn2Reg / LUMIR submission format (``monai_ext.io.submission``),
-      named from the fixed and moving file names by ``submission_template``.
+    - with ``submission_dir``: one file per pair, the voxel displacement as ``[X, Y, Z, 3]`` in the
+      Learn2Reg / LUMIR submission format (``monai_ext.io.submission``), named from the fixed and
+      moving file names by ``submission_template`` (LUMIR ``disp_FFFF_MMMM.nii.gz``, Learn2Reg
+      ``disp_FFFF_0000_MMMM_0000.nii.gz``).
 
     Every file is written to a temporary name and renamed, so an interrupted run leaves no partial
     file. Reads ``engine.state.output`` of a ``RegistrationEvaluator``.
@@ -46,7 +47,8 @@ class RegistrationWriter:
         write_ddf, write_warped_image, write_warped_label: switch the outputs.
         max_figures: number of QC figures per run (0 disables them).
         submission_dir: folder for Learn2Reg / LUMIR displacement files (None: not written).
-        submission_template: their file name, with ``{fixed}`` and ``{moving}`` case numbers.
+        submission_template: their file name: ``"lumir"``, ``"learn2reg"`` or a format string with
+            ``{fixed}``, ``{moving}``, ``{fixed_modality}``, ``{moving_modality}``.
     """
 
     def __init__(
@@ -58,7 +60,7 @@ class RegistrationWriter:
         write_warped_label: bool = True,
         max_figures: int = 4,
         submission_dir: str | Path | None = None,
-        submission_template: str = "disp_{fixed}_{moving}.nii.gz",
+        submission_template: str = "lumir",
     ) -> None:
         check_option("ddf_format", ddf_format, DDF_FORMATS)
         self.output_dir = Path(output_dir)

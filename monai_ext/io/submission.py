@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,61 @@ import torch
 
 from monai_ext.io.nifti import save_nifti
 
-__all__ = ["submission_filename", "write_submission_displacement", "read_submission_displacement"]
+__all__ = [
+    "SUBMISSION_TEMPLATES",
+    "submission_filename",
+    "write_submission_displacement",
+    "read_submission_displacement",
+]
 
-_CASE_ID = re.compile(r"(\d+)(?:_\d{4})?(?:\.nii(?:\.gz)?)?$")
+#: the challenges' current file-name rules: LUMIR reads ``disp_FFFF_MMMM``; Learn2Reg's evaluator
+#: accepts that short form only for pairs of modalities 0000 -> 0001 and reads the full
+#: ``disp_FFFF_0000_MMMM_0000`` for OASIS (give the short template for the older evaluators)
+SUBMISSION_TEMPLATES = {
+    "lumir": "disp_{fixed}_{moving}.nii.gz",
+    "learn2reg": "disp_{fixed}_{fixed_modality}_{moving}_{moving_modality}.nii.gz",
+}
+
+# "<anything>_<case>_<modality>.nii.gz" (Learn2Reg / LUMIR images) or "<anything><case>.nii.gz"
+_CASE_AND_MODALITY = re.compile(r"(\d+)_(\d{4})(?:\.nii(?:\.gz)?)?$")
+_CASE = re.compile(r"(\d+)(?:\.nii(?:\.gz)?)?$")
+_FOUR_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 
 
-def _case_id(name: str) -> str:
-    """The case number of a Learn2Reg file or subject name: ``LUMIRMRI_3455_0000.nii.gz`` -> ``3455``."""
-    base = os.path.basename(str(name))
-    match = _CASE_ID.search(base)
-    if match is None:
-        raise ValueError(f"cannot find a case number in {name!r} (expected e.g. 'LUMIRMRI_3455_0000.nii.gz').")
-    return match.group(1).zfill(4)
+def _case_and_modality(name: str) -> tuple[str, str]:
+    """``(case, modality)`` of a Learn2Reg file or subject name: ``LUMIRMRI_3455_0000.nii.gz`` ->
+    ``("3455", "0000")``; ``OASIS_0438`` -> ``("0438", "0000")``; a neurite-OASIS file named after
+    its folder, ``OASIS_OAS1_0438_MR1/aligned_norm.nii.gz`` -> ``("0438", "0000")``."""
+    path = Path(str(name))
+    match = _CASE_AND_MODALITY.search(path.name)
+    if match:
+        return match.group(1).zfill(4), match.group(2)
+    match = _CASE.search(path.name)
+    if match:
+        return match.group(1).zfill(4), "0000"
+    for folder in path.parents:
+        match = _FOUR_DIGITS.search(folder.name)
+        if match:
+            return match.group(1), "0000"
+    raise ValueError(
+        f"cannot find a case number in {name!r} (expected e.g. 'LUMIRMRI_3455_0000.nii.gz' or "
+        "'OASIS_OAS1_0438_MR1/aligned_norm.nii.gz')."
+    )
 
 
-def submission_filename(fixed: str, moving: str, template: str = "disp_{fixed}_{moving}.nii.gz") -> str:
+def submission_filename(fixed: str, moving: str, template: str = "lumir") -> str:
     """File name of a pair's displacement in a Learn2Reg / LUMIR submission.
 
-    ``fixed`` and ``moving`` are file or subject names; their case numbers fill ``template``
-    (LUMIR and Learn2Reg: ``disp_FFFF_MMMM.nii.gz``, e.g. ``disp_3455_3454.nii.gz``).
+    ``fixed`` and ``moving`` are file or subject names; their case numbers and modalities fill
+    ``template``, a name of :data:`SUBMISSION_TEMPLATES` (``"lumir"``: ``disp_3455_3454.nii.gz``;
+    ``"learn2reg"``: ``disp_0438_0000_0439_0000.nii.gz``) or a format string with ``{fixed}``,
+    ``{moving}``, ``{fixed_modality}`` and ``{moving_modality}``.
     """
-    return template.format(fixed=_case_id(fixed), moving=_case_id(moving))
+    fixed_case, fixed_modality = _case_and_modality(fixed)
+    moving_case, moving_modality = _case_and_modality(moving)
+    return SUBMISSION_TEMPLATES.get(template, template).format(
+        fixed=fixed_case, moving=moving_case, fixed_modality=fixed_modality, moving_modality=moving_modality
+    )
 
 
 def write_submission_displacement(path: str | Path, ddf: Any, affine: Any | None = None) -> Path:

@@ -287,7 +287,8 @@ def prepare_lumir(
         validation, testing   the same keys, as listed (fixed = i+1, moving = i)
         validation_labelled   pairs with "fixed_label" / "moving_label" (labelsVal present)
         validation_landmarks  pairs with "fixed_landmarks" / "moving_landmarks" (landmarksVal present)
-        testing_labelled, testing_landmarks   likewise
+        validation_evaluated  both of them: the pairs LUMIR's evaluation scores (Dice / HD95, TRE)
+        testing_labelled, testing_landmarks, testing_evaluated   likewise
 
     plus ``intensity`` (the ``ScaleIntensityRanged`` arguments), ``spatial_shape``, ``spacing``
     and ``evaluation`` (the official Dice label set, label 0 included).
@@ -303,6 +304,8 @@ def prepare_lumir(
         splits[split] = [_pair(p, out, absolute) for p in pairs[split]]
         splits[f"{split}_labelled"] = [_pair(p, out, absolute, "label") for p in pairs[split] if p.labelled]
         splits[f"{split}_landmarks"] = [_pair(p, out, absolute, "landmarks") for p in pairs[split] if p.has_landmarks]
+        # what LUMIR's evaluation scores: Dice / HD95 on the labelled pairs, TRE on the landmark pairs
+        splits[f"{split}_evaluated"] = splits[f"{split}_labelled"] + splits[f"{split}_landmarks"]
     datalist = PairDatalist(
         name="LUMIR inter-subject brain MRI pairs",
         description="LUMIR (Learn2Reg 2024) T1w brain MRI, OpenBHB, skull-stripped and affinely aligned. "

@@ -3,7 +3,7 @@ the pairs inference registers, the MNI152 tissue atlas (a default reference for 
 
 from __future__ import annotations
 
-from .inference_pairs import inference_pairs
+from .inference_pairs import evaluation_labels, inference_pairs
 from .mni152_atlas import MNI152_LABEL_NAMES, mni152_tissue_atlas
 from .pair_datasets import PairCacheDataset, PairDataset
 from .random_pair_dataset import RandomPairDataset
@@ -17,6 +17,7 @@ __all__ = [
     "registration_pairs",
     "series_and_phase",
     "inference_pairs",
+    "evaluation_labels",
     "mni152_tissue_atlas",
     "MNI152_LABEL_NAMES",
 ]

@@ -44,7 +44,8 @@ class InferenceComparison:
         columns: columns of the comparison table.
         title: first line of the printed table.
         leaderboard: ``"lumir"`` / ``"learn2reg"``: every setting's folder also gets the challenge's
-            official scores (:class:`~monai_ext.handlers.LeaderboardScoresHandler`); None: not scored.
+            official scores (:class:`~monai_ext.handlers.LeaderboardScoresHandler`, over the labels of
+            ``label_names``); None: not scored.
     """
 
     def __init__(
@@ -87,7 +88,8 @@ class InferenceComparison:
         metrics = RegistrationMetricsHandler(folder, self.label_names, method_name=setting["name"], **self.metrics_args)
         handlers: list = [StatsHandler(iteration_log=False), metrics]
         if self.leaderboard:
-            handlers.append(LeaderboardScoresHandler(folder, self.leaderboard))
+            labels = None if self.label_names is None else [int(v) for v in self.label_names]
+            handlers.append(LeaderboardScoresHandler(folder, self.leaderboard, labels=labels))
         if self.max_figures >= 0:
             handlers.append(RegistrationWriter(folder / "pairs", max_figures=self.max_figures))
         return RegistrationEvaluator(

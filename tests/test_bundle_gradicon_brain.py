@@ -78,7 +78,9 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
     assert "GradICON + IO (1 steps)" in log and "NDV(%)" in log
     data = lumir_dataset / "data"
     datalist = json.loads((data / "datalist.json").read_text())
-    pairs = {f"{e['fixed_subject']}__{e['moving_subject']}": e for e in datalist["validation_labelled"]}
+    # LUMIR's evaluation pairs: the labelled ones (Dice) and the landmark ones (TRE)
+    pairs = {f"{e['fixed_subject']}__{e['moving_subject']}": e for e in datalist["validation_evaluated"]}
+    assert any("fixed_landmarks" in e for e in pairs.values()) and any("fixed_label" in e for e in pairs.values())
     # LUMIR counts label 0 in its Dice
     label_names = {
         value: datalist["labels"].get(str(value), str(value)) for value in datalist["evaluation"]["dice_labels"]
@@ -90,10 +92,16 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
         assert sorted(r["method"] for r in rows) == sorted([method, "Initial"] * len(pairs))
         for row in rows:
             entry = pairs[row["case"]]
+            if "fixed_label" not in entry:  # a landmark pair: TRE, no Dice
+                assert np.isfinite(float(row["TRE"])) and np.isnan(float(row["Dice_mean"]))
+                continue
             warped = out / mode / "pairs" / row["case"] / "warped_label.nii.gz"
             moving = data / entry["moving_label"] if row["method"] == "Initial" else warped
             assert_dice_row_matches_labels(row, data / entry["fixed_label"], moving, label_names)
         registered[mode] = {r["case"]: float(r["std_log_jac"]) for r in rows if r["method"] == method}
+        leaderboard = json.loads((out / mode / "leaderboard_lumir.json").read_text())
+        assert set(leaderboard["cases"]) == set(pairs)
+        assert {"Dice", "HD95", "SDlogJ", "NDV", "TRE"} <= set(leaderboard["aggregates"])
     # instance optimisation changed every pair's field
     assert all(registered["direct"][case] != registered["instance_optimization"][case] for case in pairs)
 

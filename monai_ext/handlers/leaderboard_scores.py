@@ -121,7 +121,7 @@ class LeaderboardScoresHandler:
     def __call__(self, engine) -> None:
         output, batch = engine.state.output, engine.state.batch or {}
         ddf = output["pred"]
-        names = pair_case_names(output, ddf.shape[0])
+        names = pair_case_names({**output, **batch}, ddf.shape[0])  # the batch keeps the subjects' names
         keys = ("fixed_label", "moving_label", "moving_image", "fixed_landmarks", "moving_landmarks")
         for i, name in enumerate(names):
             pair = {k: output.get(k, batch.get(k)) for k in keys}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -106,12 +107,38 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
     assert all(registered["direct"][case] != registered["instance_optimization"][case] for case in pairs)
 
 
+def _lumir_evaluator_scores(disp_file: Path, fixed_label: Path, moving_label: Path, labels) -> dict:
+    """The LUMIR evaluator's steps, written here from its published definitions: the submission file
+    read as it reads it, labels warped by scipy (order 0), Dice / HD95 (DeepMind surface distances,
+    spacing 1) with NaN for labels missing from either map, SDlogJ of det + 3 with np.gradient."""
+    from scipy.ndimage import map_coordinates
+    from surface_distance import compute_robust_hausdorff, compute_surface_distances
+
+    disp = nib.load(disp_file).get_fdata().transpose(3, 0, 1, 2)
+    fixed, moving = (nib.load(p).get_fdata() for p in (fixed_label, moving_label))
+    identity = np.meshgrid(*[np.arange(s) for s in fixed.shape], indexing="ij")
+    warped = map_coordinates(moving, identity + disp, order=0)
+    dice, hd95 = [], []
+    for label in labels:
+        if not ((fixed == label).any() and (moving == label).any()):
+            dice.append(np.nan), hd95.append(np.nan)
+            continue
+        a, b = fixed == label, warped == label
+        dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
+        hd95.append(compute_robust_hausdorff(compute_surface_distances(a, b, np.ones(3)), 95.0))
+    jacobian = np.stack([np.stack(np.gradient(disp[c]), 0) for c in range(3)]) + np.eye(3)[:, :, None, None, None]
+    det = np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1)))[2:-2, 2:-2, 2:-2]
+    return {"Dice": np.nanmean(dice), "HD95": np.nanmean(hd95), "SDlogJ": np.log(np.clip(det + 3, 1e-9, 1e9)).std()}
+
+
 def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_path):
     root, _, _, _ = lumir
     data = lumir_dataset / "data"
-    pair = json.loads((data / "datalist.json").read_text())["validation"][0]
-    fixed = (data / pair["fixed_image"]).resolve()
-    moving = (data / pair["moving_image"]).resolve()
+    datalist = json.loads((data / "datalist.json").read_text())
+    pair = datalist["validation_labelled"][0]
+    fixed, moving, fixed_label, moving_label = (
+        (data / pair[k]).resolve() for k in ("fixed_image", "moving_image", "fixed_label", "moving_label")
+    )
     out, submission = tmp_path / "out", tmp_path / "submission"
     bundle_log(
         *inference_args(
@@ -121,11 +148,14 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
             image_size=SIZE,
             fixed=fixed,
             moving=moving,
+            fixed_label=fixed_label,
+            moving_label=moving_label,
             submission_dir=submission,
         ),
     )
     fixed_id, moving_id = (p.name.split("_")[1] for p in (fixed, moving))
-    disp = nib.load(submission / f"disp_{fixed_id}_{moving_id}.nii.gz")
+    disp_path = submission / f"disp_{fixed_id}_{moving_id}.nii.gz"
+    disp = nib.load(disp_path)
     assert disp.shape == (*nib.load(fixed).shape, 3)
     case = next(p for p in out.iterdir() if p.is_dir())
     warped = nib.load(case / "warped_image.nii.gz")
@@ -136,6 +166,15 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
     itk_field = np.asarray(nib.load(case / "ddf.nii.gz").dataobj).reshape(*disp.shape)
     np.testing.assert_allclose(itk_field, np.asarray(disp.dataobj) * np.array([-1.0, -1.0, 1.0]), atol=1e-4)
     assert np.abs(np.asarray(disp.dataobj)).max() > 0
+    # the leaderboard scores of the run equal the evaluator's steps on the submission file
+    (case_scores,) = json.loads((out / "leaderboard_lumir.json").read_text())["cases"].values()
+    labels = sorted(
+        set(np.unique(nib.load(fixed_label).get_fdata())) | set(np.unique(nib.load(moving_label).get_fdata()))
+    )
+    assert set(labels) <= set(datalist["evaluation"]["dice_labels"])  # the official set, label 0 included
+    expected = _lumir_evaluator_scores(disp_path, fixed_label, moving_label, labels)
+    for score, value in expected.items():
+        assert case_scores[score] == pytest.approx(value, abs=1e-4), score
 
 
 def test_2d_training_lowers_the_loss_and_raises_dice(neurite_slices_dataset, tmp_path):

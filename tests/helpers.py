@@ -296,13 +296,22 @@ def dice_by_hand(fixed_label: np.ndarray, moving_label: np.ndarray, label: int) 
     return float("nan") if total == 0 else 2.0 * int((f & m).sum()) / total
 
 
-def assert_dice_row_matches_labels(row: dict, fixed_label: Path, moving_label: Path, label_names: dict) -> None:
+def assert_dice_row_matches_labels(
+    row: dict, fixed_label: Path, moving_label: Path, label_names: dict, original_moving_label: Path | None = None
+) -> None:
     """Each ``Dice_<name>`` of a metrics row equals the Dice of the two label files (on one grid),
-    recomputed here by counting voxels; ``Dice_mean`` is their NaN-skipping mean."""
+    recomputed here by counting voxels, NaN for a label missing from the fixed or the original moving
+    map (``original_moving_label``, default ``moving_label``); ``Dice_mean`` is their NaN-skipping mean."""
     fixed = np.asarray(nib.load(fixed_label).dataobj).astype(np.int64)
     moving = np.asarray(nib.load(moving_label).dataobj).astype(np.int64)
+    original = np.asarray(nib.load(original_moving_label or moving_label).dataobj).astype(np.int64)
     assert fixed.shape == moving.shape, f"{fixed_label} and {moving_label} are not on one grid"
-    expected = {name: dice_by_hand(fixed, moving, int(value)) for value, name in label_names.items()}
+    expected = {
+        name: dice_by_hand(fixed, moving, int(value))
+        if (fixed == value).any() and (original == value).any()
+        else np.nan
+        for value, name in label_names.items()
+    }
     found = {name: float(row[f"Dice_{name}"]) for name in expected}
     np.testing.assert_allclose(list(found.values()), list(expected.values()), atol=1e-5, err_msg=str(row["method"]))
     np.testing.assert_allclose(float(row["Dice_mean"]), np.nanmean(list(expected.values())), atol=1e-5)

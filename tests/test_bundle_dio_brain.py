@@ -157,7 +157,9 @@ def test_evaluation_compares_the_training_solver_with_a_switched_one(oasis_datas
             entry = pairs[row["case"]]
             written = out / setting / "pairs" / row["case"] / "warped_label.nii.gz"
             moving = data / entry["moving_label"] if row["method"] == "Initial" else written
-            assert_dice_row_matches_labels(row, data / entry["fixed_label"], moving, label_names)
+            assert_dice_row_matches_labels(
+                row, data / entry["fixed_label"], moving, label_names, data / entry["moving_label"]
+            )
         assert len(list((out / setting / "pairs").glob("*/ddf.nii.gz"))) == len(pairs)
     rows = {r["method"]: r for r in read_rows(out / "comparison.csv")}
     assert list(rows) == list(methods.values())

@@ -98,7 +98,9 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
                 continue
             warped = out / mode / "pairs" / row["case"] / "warped_label.nii.gz"
             moving = data / entry["moving_label"] if row["method"] == "Initial" else warped
-            assert_dice_row_matches_labels(row, data / entry["fixed_label"], moving, label_names)
+            assert_dice_row_matches_labels(
+                row, data / entry["fixed_label"], moving, label_names, data / entry["moving_label"]
+            )
         registered[mode] = {r["case"]: float(r["std_log_jac"]) for r in rows if r["method"] == method}
         leaderboard = json.loads((out / mode / "leaderboard_lumir.json").read_text())
         assert set(leaderboard["cases"]) == set(pairs)

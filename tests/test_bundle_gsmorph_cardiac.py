@@ -113,7 +113,9 @@ def test_evaluate_reports_table_and_figures(acdc_dataset, trained):
             if row["method"] == "Initial"
             else out / "pairs" / row["case"] / "warped_label.nii.gz"
         )
-        assert_dice_row_matches_labels(row, data / entry["fixed_label"], moving, LABEL_NAMES)
+        assert_dice_row_matches_labels(
+            row, data / entry["fixed_label"], moving, LABEL_NAMES, data / entry["moving_label"]
+        )
         assert float(row["HD95_mean"]) >= 0.0
     figures = sorted(out.glob("pairs/*/qc.png"))
     assert 1 <= len(figures) <= 4

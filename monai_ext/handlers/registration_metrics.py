@@ -58,8 +58,10 @@ class RegistrationMetricsHandler:
       Liu et al. 2024) and the std of log|J| of the DDF.
 
     Dice and HD95 are per structure (``label_names``) and their mean over structures; HD95 is in mm,
-    from the spacing of the fixed image's affine. Structures absent from both label maps are NaN
-    and left out of means.
+    from the spacing of the fixed image's affine (MONAI's edge-voxel surface distances; the
+    leaderboards' HD95 in voxels is :class:`LeaderboardScoresHandler`'s). A structure absent from the
+    fixed or from the original moving label map is NaN and left out of means, as the LUMIR and
+    Learn2Reg evaluators count it.
 
     TRE (mm, mean over the landmarks of a pair) is scored when the pair carries ``fixed_landmarks``
     and ``moving_landmarks`` landmark label maps (in ``engine.state.output`` or else in
@@ -192,10 +194,17 @@ class RegistrationMetricsHandler:
         return warp_moving(convert_to_tensor(moving, track_meta=False).float(), identity, geometry), warped_label
 
     def _label_metrics(
-        self, pred: torch.Tensor, ref: torch.Tensor, spacings, labels: Sequence[int]
+        self, pred: torch.Tensor, ref: torch.Tensor, moving: torch.Tensor, spacings, labels: Sequence[int]
     ) -> dict[str, np.ndarray]:
         dice = dice_per_label(pred, ref, labels).cpu().double().numpy()
         hd95 = hd95_per_label(pred, ref, labels, spacing=spacings).cpu().double().numpy()
+        # a structure missing from the fixed or the original moving map is not scored (NaN), as the
+        # LUMIR and Learn2Reg evaluators count it
+        ref, moving = (convert_to_tensor(x, track_meta=False) for x in (ref, moving))
+        for i, value in enumerate(labels):
+            present = [bool((ref[b] == value).any() and (moving[b] == value).any()) for b in range(ref.shape[0])]
+            dice[~np.asarray(present), i] = np.nan
+            hd95[~np.asarray(present), i] = np.nan
         out = {f"Dice_{n}": dice[:, i] for i, n in enumerate(self.names)}
         out.update({f"HD95_{n}": hd95[:, i] for i, n in enumerate(self.names)})
         with np.errstate(invalid="ignore"):
@@ -226,13 +235,21 @@ class RegistrationMetricsHandler:
                 if labels is None:
                     found = torch.unique(torch.cat([output["fixed_label"].flatten(), output["moving_label"].flatten()]))
                     labels = [int(v) for v in found.tolist() if v != 0]
-                registered.update(self._label_metrics(output["warped_label"], output["fixed_label"], spacings, labels))
+                registered.update(
+                    self._label_metrics(
+                        output["warped_label"], output["fixed_label"], output["moving_label"], spacings, labels
+                    )
+                )
             results[self.method_name] = registered
             if self.include_initial:
                 moving_on_fixed, moving_label_on_fixed = self._unregistered_on_fixed_grid(output)
                 initial = {"MSE": mean_squared_error(moving_on_fixed, fixed).cpu().double().numpy()}
                 if has_labels:
-                    initial.update(self._label_metrics(moving_label_on_fixed, output["fixed_label"], spacings, labels))
+                    initial.update(
+                        self._label_metrics(
+                            moving_label_on_fixed, output["fixed_label"], output["moving_label"], spacings, labels
+                        )
+                    )
                 if tre is not None:
                     initial["TRE"] = self._landmark_tre(engine, None, spacings)
                 results[INITIAL] = initial

@@ -315,3 +315,27 @@ def assert_dice_row_matches_labels(
     found = {name: float(row[f"Dice_{name}"]) for name in expected}
     np.testing.assert_allclose(list(found.values()), list(expected.values()), atol=1e-5, err_msg=str(row["method"]))
     np.testing.assert_allclose(float(row["Dice_mean"]), np.nanmean(list(expected.values())), atol=1e-5)
+
+
+def evaluator_scores(disp_file: Path, fixed_label: Path, moving_label: Path, labels) -> dict:
+    """The LUMIR / Learn2Reg evaluators' steps, written here from their published definitions: the submission file
+    read as it reads it, labels warped by scipy (order 0), Dice / HD95 (DeepMind surface distances,
+    spacing 1) with NaN for labels missing from either map, SDlogJ of det + 3 with np.gradient."""
+    from scipy.ndimage import map_coordinates
+    from surface_distance import compute_robust_hausdorff, compute_surface_distances
+
+    disp = nib.load(disp_file).get_fdata().transpose(3, 0, 1, 2)
+    fixed, moving = (nib.load(p).get_fdata() for p in (fixed_label, moving_label))
+    identity = np.meshgrid(*[np.arange(s) for s in fixed.shape], indexing="ij")
+    warped = map_coordinates(moving, identity + disp, order=0)
+    dice, hd95 = [], []
+    for label in labels:
+        if not ((fixed == label).any() and (moving == label).any()):
+            dice.append(np.nan), hd95.append(np.nan)
+            continue
+        a, b = fixed == label, warped == label
+        dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
+        hd95.append(compute_robust_hausdorff(compute_surface_distances(a, b, np.ones(3)), 95.0))
+    jacobian = np.stack([np.stack(np.gradient(disp[c]), 0) for c in range(3)]) + np.eye(3)[:, :, None, None, None]
+    det = np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1)))[2:-2, 2:-2, 2:-2]
+    return {"Dice": np.nanmean(dice), "HD95": np.nanmean(hd95), "SDlogJ": np.log(np.clip(det + 3, 1e-9, 1e9)).std()}

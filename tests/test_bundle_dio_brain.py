@@ -20,6 +20,7 @@ from helpers import (
     bundle_log,
     cli,
     config_list,
+    evaluator_scores,
     inference_args,
     read_rows,
     training_args,
@@ -223,3 +224,27 @@ def test_2d_pair_registers_with_intensity_features(neurite_slices_dataset, tmp_p
     assert float(rows["DIO Adam (diffeomorphic)"]["NJD"]) == 0.0
     (case,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     assert nib.load(case / "ddf_voxels.nii.gz").shape[-1] == 2
+
+
+def test_inference_writes_a_learn2reg_submission_scored_as_its_evaluator_scores(oasis_dataset, oasis, tmp_path):
+    root, _, _ = oasis
+    data = oasis_dataset / "data"
+    datalist = json.loads((data / "datalist.json").read_text())
+    pair = datalist["validation"][0]
+    files = {k: (data / pair[k]).resolve() for k in ("fixed_image", "moving_image", "fixed_label", "moving_label")}
+    out, submission = tmp_path / "out", tmp_path / "submission"
+    bundle_log(
+        *inference_args("dio_brain", root / "models" / "model.pt", out),
+        *TINY_NET_ARGS,
+        *cli(iterations=[3, 3, 3], max_figures=0, submission_dir=submission),
+        *cli(**{k.replace("_image", ""): v for k, v in files.items()}),
+    )
+    fixed_id, moving_id = (files[k].name.split("_")[1] for k in ("fixed_image", "moving_image"))
+    disp_path = submission / f"disp_{fixed_id}_0000_{moving_id}_0000.nii.gz"  # the current Learn2Reg name
+    assert [p.name for p in submission.iterdir()] == [disp_path.name]
+    (case_scores,) = json.loads((out / "leaderboard_learn2reg.json").read_text())["cases"].values()
+    labels = datalist["evaluation"]["dice_labels"]
+    assert 0 not in labels
+    expected = evaluator_scores(disp_path, files["fixed_label"], files["moving_label"], labels)
+    for score, value in expected.items():
+        assert case_scores[score] == pytest.approx(value, abs=1e-4), score

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -21,6 +20,7 @@ from helpers import (
     bundle_log,
     cli,
     config_list,
+    evaluator_scores,
     inference_args,
     read_rows,
     training_args,
@@ -109,30 +109,6 @@ def test_evaluate_with_and_without_instance_optimisation(lumir_dataset, lumir):
     assert all(registered["direct"][case] != registered["instance_optimization"][case] for case in pairs)
 
 
-def _lumir_evaluator_scores(disp_file: Path, fixed_label: Path, moving_label: Path, labels) -> dict:
-    """The LUMIR evaluator's steps, written here from its published definitions: the submission file
-    read as it reads it, labels warped by scipy (order 0), Dice / HD95 (DeepMind surface distances,
-    spacing 1) with NaN for labels missing from either map, SDlogJ of det + 3 with np.gradient."""
-    from scipy.ndimage import map_coordinates
-    from surface_distance import compute_robust_hausdorff, compute_surface_distances
-
-    disp = nib.load(disp_file).get_fdata().transpose(3, 0, 1, 2)
-    fixed, moving = (nib.load(p).get_fdata() for p in (fixed_label, moving_label))
-    identity = np.meshgrid(*[np.arange(s) for s in fixed.shape], indexing="ij")
-    warped = map_coordinates(moving, identity + disp, order=0)
-    dice, hd95 = [], []
-    for label in labels:
-        if not ((fixed == label).any() and (moving == label).any()):
-            dice.append(np.nan), hd95.append(np.nan)
-            continue
-        a, b = fixed == label, warped == label
-        dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
-        hd95.append(compute_robust_hausdorff(compute_surface_distances(a, b, np.ones(3)), 95.0))
-    jacobian = np.stack([np.stack(np.gradient(disp[c]), 0) for c in range(3)]) + np.eye(3)[:, :, None, None, None]
-    det = np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1)))[2:-2, 2:-2, 2:-2]
-    return {"Dice": np.nanmean(dice), "HD95": np.nanmean(hd95), "SDlogJ": np.log(np.clip(det + 3, 1e-9, 1e9)).std()}
-
-
 def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_path):
     root, _, _, _ = lumir
     data = lumir_dataset / "data"
@@ -174,7 +150,7 @@ def test_inference_on_a_pair_writes_lumir_submission(lumir_dataset, lumir, tmp_p
         set(np.unique(nib.load(fixed_label).get_fdata())) | set(np.unique(nib.load(moving_label).get_fdata()))
     )
     assert set(labels) <= set(datalist["evaluation"]["dice_labels"])  # the official set, label 0 included
-    expected = _lumir_evaluator_scores(disp_path, fixed_label, moving_label, labels)
+    expected = evaluator_scores(disp_path, fixed_label, moving_label, labels)
     for score, value in expected.items():
         assert case_scores[score] == pytest.approx(value, abs=1e-4), score
 

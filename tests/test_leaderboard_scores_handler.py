@@ -46,3 +46,40 @@ def test_scores_and_json_follow_the_challenge(challenge, tmp_path):
     assert scores["TRE"] == pytest.approx(0.0)
     assert ("NDV" in scores) == (challenge == "lumir")
     assert engine.state.metrics[f"{challenge}/Dice"] == pytest.approx(1.0)
+
+
+def _lumir_ndv(disp: np.ndarray, mask: np.ndarray) -> float:
+    """LUMIR's NDV written here from its definition (Liu et al. 2024, as LUMIR's evaluation counts it):
+    at every interior voxel, ten tetrahedra (eight one-sided difference triples and two diagonal
+    ones), each adding -min(det, 0) / 12 voxel volumes; in % of the interior voxels of ``mask``."""
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in disp.shape[1:]], indexing="ij"))
+    phi = disp + grid
+
+    def at(offset):  # phi(p + offset) on the interior voxels p
+        return phi[:, 1 + offset[0] : phi.shape[1] - 1 + offset[0], 1 + offset[1] : phi.shape[2] - 1 + offset[1],
+                   1 + offset[2] : phi.shape[3] - 1 + offset[2]]  # fmt: skip
+
+    centre = at((0, 0, 0))
+    unit = np.eye(3, dtype=int)
+    triples = []
+    for signs in np.array(np.meshgrid([1, -1], [1, -1], [1, -1], indexing="ij")).reshape(3, -1).T:
+        triples.append([signs[a] * (at(signs[a] * unit[a]) - centre) for a in range(3)])
+    triples.append([at(o) - centre for o in ((-1, -1, 0), (-1, 0, -1), (0, -1, -1))])
+    triples.append([at(o) - centre for o in ((1, 1, 0), (0, 1, 1), (1, 0, 1))])
+    inner = mask[1:-1, 1:-1, 1:-1] > 0
+    volume = 0.0
+    for columns in triples:
+        det = np.linalg.det(np.moveaxis(np.stack(columns, -1), 0, -2))  # rows: components, columns: edges
+        volume += (-np.minimum(det, 0) / 12)[inner].sum()
+    return 100 * volume / inner.sum()
+
+
+def test_ndv_is_lumirs_definition_on_a_folding_field():
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")).astype(np.float64)
+    disp = 2.5 * np.sin(grid[[1, 2, 0]] / 1.7) + rng.normal(scale=0.3, size=(3, *SHAPE))
+    image = (rng.random((1, *SHAPE)) > 0.3).astype(np.float32)
+    scores = LeaderboardScoresHandler(".", "lumir").score_pair(torch.as_tensor(disp), {"moving_image": image})
+    expected = _lumir_ndv(disp, image[0])
+    assert expected > 0.1  # the field folds
+    assert scores["NDV"] == pytest.approx(expected, abs=1e-4)

@@ -46,7 +46,8 @@ class RegistrationTrainTask(BundleTrainTask):
       ``model.pt`` is the composed network the bundle's inference loads) with fixed ``overrides``.
 
     MONAI Label runs the bundle's ``run`` section without ``initialize``; the bundles' savers create
-    their folders, and ``models/model.pt`` is written by the validation's best-metric saver.
+    their folders and write ``models/model.pt`` (gsmorph_cardiac: the best validation Dice; the brain
+    bundles: the final weights), which the app's infer task loads at its next request.
 
     Args:
         path: the bundle folder.

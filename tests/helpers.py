@@ -335,7 +335,7 @@ def evaluator_scores(disp_file: Path, fixed_label: Path, moving_label: Path, lab
             continue
         a, b = fixed == label, warped == label
         dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
-        hd95.append(compute_robust_hausdorff(compute_surface_distances(a, b, np.ones(3)), 95.0))
+        hd95.append(compute_robust_hausdorff(compute_surface_distances(a, b, np.ones(3)), 95.0) if b.any() else np.inf)
     jacobian = np.stack([np.stack(np.gradient(disp[c]), 0) for c in range(3)]) + np.eye(3)[:, :, None, None, None]
     det = np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1)))[2:-2, 2:-2, 2:-2]
     return {"Dice": np.nanmean(dice), "HD95": np.nanmean(hd95), "SDlogJ": np.log(np.clip(det + 3, 1e-9, 1e9)).std()}

@@ -87,6 +87,11 @@ def leaderboard_hd95(
         if not _scored(fixed, moving, label):
             hd95.append(np.nan)
             continue
+        if not (warped == label).any():
+            # the package's answer for an empty surface, given here: its own code for it spells
+            # np.Inf, which numpy 2 removed
+            hd95.append(np.inf)
+            continue
         distances = compute_surface_distances(fixed == label, warped == label, spacing_mm)
         hd95.append(compute_robust_hausdorff(distances, 95.0))
     return np.asarray(hd95, dtype=np.float64)

@@ -63,3 +63,24 @@ def test_pair_datasets_pair_before_loading():
     assert PairDataset(data, pairing="within_subject")[0]["moving_image"] == "/store/p1_ES.nii.gz"
     cached = PairCacheDataset(data, pairing="within_subject", cache_rate=1.0, progress=False)
     assert len(cached) == 1 and cached[0]["fixed_label"] == "/store/labels/final/p1_ED.nii.gz"
+
+
+def test_datalist_info_describes_images_when_there_is_no_datalist(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from monai_ext.data import datalist_info
+
+    entries = []
+    for i, (values, top) in enumerate((([0, 3, 7], 2.0), ([0, 7, 9], 5.0))):
+        image, label = tmp_path / f"s{i}.nii.gz", tmp_path / f"s{i}_label.nii.gz"
+        nib.save(nib.Nifti1Image(np.linspace(-1.0, top, 24, dtype=np.float32).reshape(2, 3, 4), np.eye(4)), image)
+        nib.save(nib.Nifti1Image(np.resize(np.asarray(values, np.uint8), (2, 3, 4)), np.eye(4)), label)
+        entries.append({"image": str(image), "label": str(label)})
+    info = datalist_info(tmp_path / "missing.json", entries)
+    assert info["evaluation"]["dice_labels"] == [3, 7, 9] and info["labels"] == {}
+    assert info["intensity"]["a_min"] == -1.0 and info["intensity"]["a_max"] == 5.0
+    (tmp_path / "datalist.json").write_text('{"labels": {"1": "x"}}')
+    assert datalist_info(tmp_path / "datalist.json", entries) == {"labels": {"1": "x"}}
+    with pytest.raises(ValueError, match="no such datalist"):
+        datalist_info(tmp_path / "missing.json", [])

@@ -3,6 +3,7 @@ the pairs inference registers, the MNI152 tissue atlas (a default reference for 
 
 from __future__ import annotations
 
+from .datalist_info import datalist_info
 from .inference_pairs import evaluation_labels, inference_pairs
 from .mni152_atlas import MNI152_LABEL_NAMES, mni152_tissue_atlas
 from .pair_datasets import PairCacheDataset, PairDataset
@@ -17,6 +18,7 @@ __all__ = [
     "registration_pairs",
     "series_and_phase",
     "inference_pairs",
+    "datalist_info",
     "evaluation_labels",
     "mni152_tissue_atlas",
     "MNI152_LABEL_NAMES",

@@ -265,3 +265,10 @@ def test_console_script_is_declared():
     config.read(REPO / "setup.cfg")
     scripts = config["options.entry_points"]["console_scripts"]
     assert "monai-register = monai_ext.cli.register:main" in scripts
+
+
+def test_command_line_without_an_output_file_is_refused_before_it_runs(tmp_path):
+    from monai_ext.cli.register import register_command
+
+    with pytest.raises(ValueError, match="nothing would be written: give at least one of --transform_out"):
+        register_command(fixed=str(tmp_path / "missing.nii.gz"), moving=str(tmp_path / "missing.nii.gz"))

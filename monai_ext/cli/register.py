@@ -50,6 +50,7 @@ Differences from ``unigradicon-register`` (uniGradICON 1.0.6):
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -210,9 +211,16 @@ def register(
     return ddf
 
 
+OUTPUTS = ("transform_out", "warped_moving_out", "warped_label_out")
+
+
 @functools.wraps(register)
 def register_command(*args: Any, **kwargs: Any) -> None:
-    """``register`` for the command line: same arguments; the field goes to files, not to stdout."""
+    """``register`` for the command line: same arguments; the field goes to files, not to stdout, so
+    a command that names no output file is refused before anything runs."""
+    bound = inspect.signature(register).bind(*args, **kwargs)
+    if not any(bound.arguments.get(name) for name in OUTPUTS):
+        raise ValueError(f"nothing would be written: give at least one of --{', --'.join(OUTPUTS)}.")
     register(*args, **kwargs)
 
 

@@ -83,3 +83,14 @@ def test_ndv_is_lumirs_definition_on_a_folding_field():
     expected = _lumir_ndv(disp, image[0])
     assert expected > 0.1  # the field folds
     assert scores["NDV"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_runs_into_one_output_dir_accumulate(tmp_path):
+    for subject in ("s1", "s2", "s1"):
+        output = {**_pair(), "subject": [subject]}
+        handler = LeaderboardScoresHandler(tmp_path, "learn2reg")
+        engine = SimpleNamespace(state=SimpleNamespace(output=output, batch={}, metrics={}))
+        handler._earlier_cases(engine)
+        handler(engine)
+        handler._finalise(engine)
+    assert sorted(json.loads((tmp_path / "leaderboard_learn2reg.json").read_text())["cases"]) == ["s1", "s2"]

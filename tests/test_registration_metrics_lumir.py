@@ -234,3 +234,28 @@ def test_write_method_comparison_errors(tmp_path):
     text = write_method_comparison({"Y": two}, tmp_path / "out.csv", columns=["NDV"], title=None)
     assert text.splitlines()[2].split() == ["Y", "200.000±0.000"]  # 2 % = 200 x 1e-4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "out.csv", "two.csv"]
+
+
+def test_runs_into_one_output_dir_accumulate_and_a_rescored_pair_replaces_its_rows(tmp_path):
+    spatial = (8, 9, 7)
+    first, second = _pair(spatial, (1.0, 1.0, 1.0)), _pair(spatial, (1.0, 1.0, 1.0))
+    second["fixed_subject"], second["moving_subject"] = ["g"], ["n"]
+    _run(tmp_path, torch.zeros(1, 3, *spatial), first)
+    _, metrics = _run(tmp_path, _folded_ddf(spatial, 3), second)
+    rows = list(csv.DictReader(open(tmp_path / "metrics_per_case.csv")))
+    assert sorted((r["case"], r["method"]) for r in rows) == [
+        ("f__m", "Initial"),
+        ("f__m", "m"),
+        ("g__n", "Initial"),
+        ("g__n", "m"),
+    ]
+    folded = float(non_diffeomorphic_volume(_folded_ddf(spatial, 3))[0])
+    assert metrics["m/NDV"] == pytest.approx(folded / 2)  # the mean over both pairs
+    _run(tmp_path, _folded_ddf(spatial, 3), first)  # the first pair scored again: its rows replaced
+    rows = list(csv.DictReader(open(tmp_path / "metrics_per_case.csv")))
+    assert len(rows) == 4 and all(float(r["NDV"]) == pytest.approx(folded) for r in rows if r["method"] == "m")
+    # a table with other columns is refused, the file left as it was
+    before = (tmp_path / "metrics_per_case.csv").read_bytes()
+    with pytest.raises(ValueError, match="holds metrics with other columns"):
+        RegistrationMetricsHandler(tmp_path, label_names={1: "a"}, method_name="m")._reset(None)
+    assert (tmp_path / "metrics_per_case.csv").read_bytes() == before

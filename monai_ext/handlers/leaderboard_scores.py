@@ -50,8 +50,9 @@ class LeaderboardScoresHandler:
     - ``TRE`` (LUMIR, when the pair has landmark maps): centroid distance of the warped landmark maps,
       in voxels.
 
-    At the end of the run ``leaderboard_<challenge>.json`` in ``output_dir`` holds ``cases`` and the
-    evaluators' ``aggregates`` (mean, std, 30th percentile), the log shows the aggregates, and
+    At the end of the run ``leaderboard_<challenge>.json`` in ``output_dir`` holds ``cases`` (this
+    run's and those an earlier run wrote there) and the evaluators' ``aggregates`` (mean, std, 30th
+    percentile), the log shows the aggregates, and
     ``engine.state.metrics`` gets ``"<challenge>/<score>"`` means. The project's own figures (NJD, HD95
     in mm) stay in ``RegistrationMetricsHandler``'s tables.
 
@@ -77,9 +78,15 @@ class LeaderboardScoresHandler:
         self.cases: dict[str, dict[str, float]] = {}
 
     def attach(self, engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self.cases.clear())
+        engine.add_event_handler(Events.EPOCH_STARTED, self._earlier_cases)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._finalise)
+
+    def _earlier_cases(self, engine=None) -> None:
+        """Start from the cases an earlier run wrote into ``output_dir`` (results accumulate; a pair
+        scored again replaces its entry)."""
+        path = self.output_dir / f"leaderboard_{self.challenge}.json"
+        self.cases = json.loads(path.read_text())["cases"] if path.is_file() else {}
 
     def _labels(self, fixed: np.ndarray, moving: np.ndarray) -> list[int]:
         if self.labels is not None:

@@ -81,7 +81,10 @@ class RegistrationMetricsHandler:
 
     When the run completes it writes ``metrics_per_case.csv`` (one row per pair and method) and
     ``metrics_summary.csv`` (mean and std per method) into ``output_dir`` (atomically), logs the
-    table, and stores the summary in ``engine.state.metrics`` under ``"<method>/<column>"``.
+    table, and stores the summary in ``engine.state.metrics`` under ``"<method>/<column>"``. Runs
+    into one ``output_dir`` accumulate: the rows already in ``metrics_per_case.csv`` are kept, a pair
+    scored again replaces its own rows, and the summary covers them all; a table with other columns
+    is refused rather than overwritten.
 
     Args:
         output_dir: folder for the CSV files.
@@ -127,7 +130,25 @@ class RegistrationMetricsHandler:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._finalise)
 
     def _reset(self, engine) -> None:
-        self.rows = []
+        self.rows = self._earlier_rows()
+
+    def _earlier_rows(self) -> list[dict[str, Any]]:
+        """The rows an earlier run wrote into ``output_dir`` (kept: results accumulate, a pair scored
+        again replaces its rows); refused when that table has other columns."""
+        path = self.output_dir / "metrics_per_case.csv"
+        if not path.is_file():
+            return []
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns = ["case", "method"] + self.columns()
+            if reader.fieldnames != columns:
+                raise ValueError(
+                    f"{path} holds metrics with other columns ({', '.join(reader.fieldnames or [])}); "
+                    "write to another output_dir, or remove the file to start a new table."
+                )
+            rows = [{k: v if k in ("case", "method") else float(v) for k, v in row.items()} for row in reader]
+        self.logger.info(f"{path}: keeping the metrics of {len({r['case'] for r in rows})} earlier pairs.")
+        return rows
 
     def columns(self) -> list[str]:
         dice = [f"Dice_{n}" for n in self.names] + ["Dice_mean"]
@@ -253,15 +274,18 @@ class RegistrationMetricsHandler:
                 if tre is not None:
                     initial["TRE"] = self._landmark_tre(engine, None, spacings)
                 results[INITIAL] = initial
+        new_rows = []
         for method, values in results.items():
             for i, name in enumerate(names):
                 row = {"case": name, "method": method}
                 for column in self.columns():
                     row[column] = float(values[column][i]) if column in values else float("nan")
-                self.rows.append(row)
+                new_rows.append(row)
+        scored = {(r["case"], r["method"]) for r in new_rows}
+        self.rows = [r for r in self.rows if (r["case"], r["method"]) not in scored] + new_rows
 
     def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """``{method: {column: (mean, std)}}`` over the cases seen in this run."""
+        """``{method: {column: (mean, std)}}`` over the cases of the table (this run's and earlier ones')."""
         methods = ([INITIAL] if self.include_initial else []) + [self.method_name]
         return {
             m: {c: _mean_std([r[c] for r in self.rows if r["method"] == m]) for c in self.columns()} for m in methods

@@ -1,6 +1,7 @@
 """Bundle configs read like the model zoo's: logic lives in ``monai_ext`` (named with ``_target_``), not
-in ``$`` expressions, and no line is longer than 120 characters. Checked on every config file; the one
-exception is ``metadata.json``'s ``schema``, the URL of MONAI's metadata schema."""
+in ``$`` expressions, and no line is longer than 120 characters. Checked on every config file
+(``metadata.json`` is indented by 2 so that its ``schema`` line, MONAI's schema URL read verbatim by
+``verify_metadata``, fits)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _strings(value):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_config_is_declarative(path):
     lines = enumerate(path.read_text().splitlines(), 1)
-    long_lines = [n for n, line in lines if len(line) > 120 and not line.lstrip().startswith('"schema": ')]
+    long_lines = [n for n, line in lines if len(line) > 120]
     assert not long_lines, f"{path}: lines longer than 120 characters: {long_lines}"
     expressions = [text for text in _strings(json.loads(path.read_text())) if text.startswith("$")]
     for text in expressions:

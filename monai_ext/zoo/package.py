@@ -161,7 +161,7 @@ def package_bundle(
         if overrides:
             metadata["config_overrides"] = overrides
         _merge(metadata, dict(metadata_updates or {}))
-        (stage / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=4) + "\n")
+        (stage / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         zip_path = zoo_dir / f"{key}.zip"
         with atomic_write_path(zip_path) as tmp_zip:
             with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as archive:

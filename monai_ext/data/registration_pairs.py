@@ -10,7 +10,7 @@ from typing import Any
 
 from monai_ext.options import check_option
 
-__all__ = ["PAIRINGS", "registration_pairs", "series_and_phase"]
+__all__ = ["PAIRINGS", "frame_series", "registration_pairs", "series_and_phase"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,20 @@ def series_and_phase(path: str) -> tuple[str, str]:
         return name, ""
     phase = match.group(1)
     return name[: match.start()] + name[match.end() :], phase.upper() if phase.upper() in ("ED", "ES") else phase
+
+
+def frame_series(entries: Sequence[Mapping], image_key: str = "image") -> dict[str, list[tuple[str, Mapping]]]:
+    """The series with two frames or more: series name -> ``[(phase, entry)]`` in ``entries`` order
+    (:func:`series_and_phase` of each entry's image); series with a single frame are left out, and a
+    warning names them."""
+    series: dict[str, list[tuple[str, Mapping]]] = {}
+    for entry in entries:
+        name, phase = series_and_phase(entry[image_key])
+        series.setdefault(name, []).append((phase, entry))
+    single = [name for name, frames in series.items() if len(frames) < 2]
+    if single:
+        logger.warning(f"{len(single)} series with one labelled frame left out of the pairs: {single[:5]}")
+    return {name: frames for name, frames in series.items() if len(frames) > 1}
 
 
 def _pair(fixed: Mapping, moving: Mapping, image_key: str, label_key: str) -> dict:
@@ -77,20 +91,11 @@ def registration_pairs(
     if pairing == "inter_subject":
         pairs = [_pair(entries[k], entries[k + 1], image_key, label_key) for k in range(len(entries) - 1)]
     else:
-        series: dict[str, list[tuple[str, Mapping]]] = {}
-        for entry in entries:
-            name, phase = series_and_phase(entry[image_key])
-            series.setdefault(name, []).append((phase, entry))
-        pairs, single = [], []
-        for name, frames in series.items():
-            if len(frames) < 2:
-                single.append(name)
-                continue
+        pairs = []
+        for frames in frame_series(entries, image_key).values():
             frames = sorted(frames, key=lambda f: (f[0] != "ED", f[0]))
             fixed = frames[0][1]
             pairs += [_pair(fixed, moving, image_key, label_key) for _, moving in frames[1:]]
-        if single:
-            logger.warning(f"{len(single)} series with one labelled frame left out of the pairs: {single[:5]}")
     if not pairs:
         what = "two images" if pairing == "inter_subject" else "two labelled frames of one series"
         raise ValueError(

@@ -11,7 +11,7 @@ import nibabel as nib
 import torch
 from monailabel.tasks.train.bundle import BundleTrainTask
 
-from monai_ext.data.registration_pairs import series_and_phase
+from monai_ext.data.registration_pairs import frame_series
 from monai_ext.options import flag
 
 __all__ = ["RegistrationTrainTask"]
@@ -24,6 +24,10 @@ def _spatial_dims(path: str) -> int | None:
     if not str(path).endswith((".nii", ".nii.gz")):
         return None
     return sum(1 for s in nib.load(path).shape if s > 1)
+
+
+def _flatten(groups: list[list[dict]] | None) -> list[dict] | None:
+    return None if groups is None else [entry for group in groups for entry in group]
 
 
 class RegistrationTrainTask(BundleTrainTask):
@@ -93,16 +97,9 @@ class RegistrationTrainTask(BundleTrainTask):
     def _partition_datalist(self, datalist, request, shuffle=False):
         if self.bundle_config.get("validate#dataset#pairing") != "within_subject":
             return super()._partition_datalist(datalist, request, shuffle)
-        series: dict[str, list[dict]] = {}
-        for entry in datalist:
-            series.setdefault(series_and_phase(entry["image"])[0], []).append(entry)
-        groups = [frames for frames in series.values() if len(frames) > 1]
-        single = sorted(name for name, frames in series.items() if len(frames) == 1)
-        if single:
-            logger.warning(f"{len(single)} series with one labelled frame cannot be paired: {single[:5]}")
+        groups = [[entry for _, entry in frames] for frames in frame_series(datalist).values()]
         train_groups, val_groups = super()._partition_datalist(groups, request, shuffle)
-        flatten = lambda gs: None if gs is None else [e for g in gs for e in g]  # noqa: E731
-        return flatten(train_groups), flatten(val_groups)
+        return _flatten(train_groups), _flatten(val_groups)
 
     def __call__(self, request, datastore):
         self._request = dict(request)

@@ -433,3 +433,20 @@ def test_mean_squared_error_masked():
         mean_squared_error(a, b[:, :1])
     with pytest.raises(ValueError, match="mask"):
         mean_squared_error(a, b, mask=torch.ones(1, 1, 3, 3))
+
+
+def test_labels_missing_from_the_reference_or_the_original_moving_map_are_not_scored():
+    ref = torch.zeros(2, 1, 6, 6)
+    ref[:, 0, 1:4, 1:4] = 1
+    ref[:, 0, 4:6, 4:6] = 2
+    pred = ref.clone()
+    pred[1, 0, 1:4, 1] = 0  # item 1: label 1 lost a column, Dice 2 * 6 / (9 + 6)
+    moving = torch.zeros(2, 1, 8, 5)  # the moving map before warping, on its own grid
+    moving[0, 0, 0, 0], moving[0, 0, 1, 1], moving[1, 0, 0, 0] = 1, 2, 1  # item 1 has no label 2
+    dice = dice_per_label(pred, ref, (1, 2, 3), moving_label=moving)
+    expected = torch.tensor([[1.0, 1.0, float("nan")], [12 / 15, float("nan"), float("nan")]])
+    torch.testing.assert_close(dice, expected, equal_nan=True)
+    hd95 = hd95_per_label(pred, ref, (1, 2), spacing=1.0, moving_label=moving)
+    assert hd95[0, 0] == 0 and hd95[0, 1] == 0 and hd95[1, 0] > 0 and torch.isnan(hd95[1, 1])
+    # without it, label 2 of item 1 is scored as before
+    assert dice_per_label(pred, ref, (2,))[1, 0] == 1.0

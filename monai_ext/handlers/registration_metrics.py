@@ -217,15 +217,9 @@ class RegistrationMetricsHandler:
     def _label_metrics(
         self, pred: torch.Tensor, ref: torch.Tensor, moving: torch.Tensor, spacings, labels: Sequence[int]
     ) -> dict[str, np.ndarray]:
-        dice = dice_per_label(pred, ref, labels).cpu().double().numpy()
-        hd95 = hd95_per_label(pred, ref, labels, spacing=spacings).cpu().double().numpy()
-        # a structure missing from the fixed or the original moving map is not scored (NaN), as the
-        # LUMIR and Learn2Reg evaluators count it
-        ref, moving = (convert_to_tensor(x, track_meta=False) for x in (ref, moving))
-        for i, value in enumerate(labels):
-            present = [bool((ref[b] == value).any() and (moving[b] == value).any()) for b in range(ref.shape[0])]
-            dice[~np.asarray(present), i] = np.nan
-            hd95[~np.asarray(present), i] = np.nan
+        # a structure missing from the fixed or the original moving map is not scored (NaN)
+        dice = dice_per_label(pred, ref, labels, moving_label=moving).cpu().double().numpy()
+        hd95 = hd95_per_label(pred, ref, labels, spacing=spacings, moving_label=moving).cpu().double().numpy()
         out = {f"Dice_{n}": dice[:, i] for i, n in enumerate(self.names)}
         out.update({f"HD95_{n}": hd95[:, i] for i, n in enumerate(self.names)})
         with np.errstate(invalid="ignore"):

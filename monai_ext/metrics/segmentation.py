@@ -18,6 +18,8 @@ neither map                   NaN         NaN
 
 NaN marks "undefined" so that a later ``nanmean`` skips it. HD95 has no finite value when one
 surface is missing (MONAI returns NaN there too); the miss is still penalised through Dice = 0.
+With ``moving_label`` (the moving map before warping, on any grid), a label absent from the
+reference or from that map is NaN as well, as the LUMIR and Learn2Reg evaluators count it.
 """
 
 from __future__ import annotations
@@ -87,7 +89,24 @@ def _joint_counts(pred: torch.Tensor, ref: torch.Tensor, labels: list[int]) -> t
     return torch.bincount(joint.flatten(), minlength=batch * size**2).reshape(batch, size, size)
 
 
-def dice_per_label(pred_label, ref_label, labels: Sequence[int]) -> torch.Tensor:
+def _scored(ref: torch.Tensor, moving_label, labels: list[int]) -> torch.Tensor | None:
+    """``(B, L)``: label present in the reference and in the original moving map; None without one."""
+    if moving_label is None:
+        return None
+    moving = convert_to_tensor(moving_label, track_meta=False)
+    moving = torch.round(moving) if moving.is_floating_point() else moving
+    size = len(labels)
+    present = []
+    for label_map in (ref, moving.to(ref.device)):
+        index = _label_index(label_map, labels) + torch.arange(label_map.shape[0], device=ref.device)[:, None] * (
+            size + 1
+        )
+        counts = torch.bincount(index.flatten(), minlength=label_map.shape[0] * (size + 1))
+        present.append(counts.reshape(label_map.shape[0], size + 1)[:, :size] > 0)
+    return present[0] & present[1]
+
+
+def dice_per_label(pred_label, ref_label, labels: Sequence[int], moving_label=None) -> torch.Tensor:
     """Dice similarity coefficient ``2|P n R| / (|P| + |R|)`` of each listed label.
 
     The same numbers as ``monai.metrics.DiceMetric(include_background=True, reduction="none",
@@ -100,6 +119,8 @@ def dice_per_label(pred_label, ref_label, labels: Sequence[int]) -> torch.Tensor
         pred_label: ``(B, 1, *spatial)`` label map (e.g. warped moving label).
         ref_label: ``(B, 1, *spatial)`` reference label map (e.g. fixed label), same shape.
         labels: label values to score, in output order (e.g. ``(1, 2, 3)`` for LV, Myo, RV).
+        moving_label: ``(B, 1, *moving_spatial)`` moving map before warping: labels absent from it or
+            from ``ref_label`` are NaN (None: not applied).
 
     Returns:
         ``(B, len(labels))`` float32 Dice in [0, 1], NaN where undefined.
@@ -110,6 +131,9 @@ def dice_per_label(pred_label, ref_label, labels: Sequence[int]) -> torch.Tensor
     intersection = torch.diagonal(counts, dim1=1, dim2=2)[:, :size]
     total = counts.sum(2)[:, :size] + counts.sum(1)[:, :size]  # |P| + |R|
     dice = torch.where(total > 0, 2 * intersection / total.clamp(min=1), torch.full_like(total, float("nan")))
+    scored = _scored(ref, moving_label, labels)
+    if scored is not None:
+        dice = torch.where(scored, dice, torch.full_like(dice, float("nan")))
     return dice.float()
 
 
@@ -142,7 +166,9 @@ def _spacing_list(spacing, batch: int, ndim: int) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in row) for row in values]
 
 
-def hd95_per_label(pred_label, ref_label, labels: Sequence[int], spacing, percentile: float = 95.0) -> torch.Tensor:
+def hd95_per_label(
+    pred_label, ref_label, labels: Sequence[int], spacing, percentile: float = 95.0, moving_label=None
+) -> torch.Tensor:
     """95th-percentile symmetric Hausdorff distance (HD95) of each listed label, in millimetres.
 
     Computed by ``monai.metrics.compute_hausdorff_distance(include_background=True,
@@ -154,6 +180,7 @@ def hd95_per_label(pred_label, ref_label, labels: Sequence[int], spacing, percen
         pred_label: ``(B, 1, *spatial)`` label map.
         ref_label: ``(B, 1, *spatial)`` reference label map, same shape.
         labels: label values to score, in output order.
+        moving_label: as for :func:`dice_per_label`.
         spacing: voxel size in mm: one number (isotropic), one value per spatial axis (array order, the
             same for every item), or one such sequence per batch item (e.g. ``(B, ndim)`` pixdim).
         percentile: percentile of the surface distances (95 for HD95, 100 for the Hausdorff distance).
@@ -168,6 +195,9 @@ def hd95_per_label(pred_label, ref_label, labels: Sequence[int], spacing, percen
     counts = _joint_counts(pred, ref, labels)
     size = len(labels)
     both = (counts.sum(2)[:, :size] > 0) & (counts.sum(1)[:, :size] > 0)  # (B, L): label in both maps
+    scored = _scored(ref, moving_label, labels)
+    if scored is not None:
+        both &= scored
     hd = torch.full(both.shape, float("nan"), dtype=torch.float32, device=pred.device)
     # One binary channel at a time, and only for the items holding the label in both maps (the others
     # are NaN anyway): memory O(voxels), and no distance transform of empty masks.

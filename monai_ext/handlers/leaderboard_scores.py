@@ -14,7 +14,7 @@ from monai.utils import convert_to_numpy, min_version, optional_import
 
 from monai_ext.handlers.case_names import pair_case_names
 from monai_ext.io.atomic import atomic_write_path
-from monai_ext.metrics.jacobian import non_diffeomorphic_volume
+from monai_ext.metrics.jacobian import foreground_interior, non_diffeomorphic_volume
 from monai_ext.metrics.leaderboard import (
     case_aggregates,
     landmark_map_tre,
@@ -82,11 +82,14 @@ class LeaderboardScoresHandler:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._finalise)
 
+    @property
+    def path(self) -> Path:
+        return self.output_dir / f"leaderboard_{self.challenge}.json"
+
     def _earlier_cases(self, engine=None) -> None:
         """Start from the cases an earlier run wrote into ``output_dir`` (results accumulate; a pair
         scored again replaces its entry)."""
-        path = self.output_dir / f"leaderboard_{self.challenge}.json"
-        self.cases = json.loads(path.read_text())["cases"] if path.is_file() else {}
+        self.cases = json.loads(self.path.read_text())["cases"] if self.path.is_file() else {}
 
     def _labels(self, fixed: np.ndarray, moving: np.ndarray) -> list[int]:
         if self.labels is not None:
@@ -113,11 +116,8 @@ class LeaderboardScoresHandler:
                 )
         moving_image = pair.get("moving_image")
         if CHALLENGES[self.challenge]["ndv"] and moving_image is not None and moving_image.shape[1:] == disp.shape[1:]:
-            region = np.zeros(disp.shape[1:], dtype=bool)
-            inner = tuple(slice(1, -1) for _ in disp.shape[1:])
-            region[inner] = (convert_to_numpy(pair["moving_image"]) > 0).any(0)[inner]
-            ndv = non_diffeomorphic_volume(torch.as_tensor(disp)[None], torch.as_tensor(region)[None])
-            scores["NDV"] = float(ndv[0])
+            region = foreground_interior(torch.as_tensor(convert_to_numpy(moving_image))[None])
+            scores["NDV"] = float(non_diffeomorphic_volume(torch.as_tensor(disp)[None], region)[0])
         if pair.get("fixed_landmarks") is not None and pair.get("moving_landmarks") is not None:
             fixed_maps, moving_maps = (
                 np.rint(convert_to_numpy(pair[k])[0]) for k in ("fixed_landmarks", "moving_landmarks")
@@ -143,7 +143,7 @@ class LeaderboardScoresHandler:
             return
         aggregates = self.aggregates()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / f"leaderboard_{self.challenge}.json"
+        path = self.path
         with atomic_write_path(path) as tmp:
             Path(tmp).write_text(
                 json.dumps({"challenge": self.challenge, "aggregates": aggregates, "cases": self.cases}, indent=2)

@@ -17,6 +17,7 @@ from monai_ext.handlers.case_names import pair_case_names
 from monai_ext.io.atomic import atomic_write_path
 from monai_ext.metrics import (
     dice_per_label,
+    foreground_interior,
     hd95_per_label,
     mean_squared_error,
     negative_jacobian_fraction,
@@ -164,10 +165,7 @@ class RegistrationMetricsHandler:
                 f"jacobian_mask={self.jacobian_mask!r} needs moving_image on the DDF grid, got "
                 f"{tuple(moving.shape[2:])} and {tuple(ddf.shape[2:])}."
             )
-        region = (torch.as_tensor(moving) > 0).any(dim=1)
-        inner = torch.zeros_like(region)
-        inner[(slice(None),) + (slice(1, -1),) * (region.ndim - 1)] = True  # drop the outermost voxel layer
-        return (region & inner).to(ddf.device)
+        return foreground_interior(moving).to(ddf.device)
 
     def _landmark_tre(self, engine, ddf: torch.Tensor | None, spacings) -> np.ndarray | None:
         """Mean TRE (mm) per pair, or None when the pair has no landmark maps."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .intensity import mean_squared_error
 from .jacobian import (
+    foreground_interior,
     jacobian_determinant,
     negative_jacobian_fraction,
     non_diffeomorphic_volume,
@@ -21,6 +22,7 @@ __all__ = [
     "std_log_jacobian",
     "simplex_jacobian_determinants",
     "non_diffeomorphic_volume",
+    "foreground_interior",
     "dice_per_label",
     "hd95_per_label",
     "LabelSetDiceMetric",

@@ -33,6 +33,7 @@ __all__ = [
     "std_log_jacobian",
     "simplex_jacobian_determinants",
     "non_diffeomorphic_volume",
+    "foreground_interior",
 ]
 
 
@@ -245,3 +246,12 @@ def non_diffeomorphic_volume(ddf: torch.Tensor, mask: torch.Tensor | None = None
     m = _check_mask(mask, per_voxel.shape[0], tuple(per_voxel.shape[1:]), per_voxel.device).to(per_voxel.dtype)
     dims = tuple(range(1, per_voxel.ndim))
     return 100.0 * (per_voxel * m).sum(dims) / m.sum(dims)
+
+
+def foreground_interior(image: torch.Tensor) -> torch.Tensor:
+    """``(B, *spatial)``: voxels where ``image`` ``(B, C, *spatial)`` is > 0 in any channel, without the
+    grid's outermost voxel layer; the region of LUMIR's NDV (its evaluation: ``moving[1:-1, ...] > 0``)."""
+    region = (torch.as_tensor(image) > 0).any(dim=1)
+    inner = torch.zeros_like(region)
+    inner[(slice(None),) + (slice(1, -1),) * (region.ndim - 1)] = True
+    return region & inner

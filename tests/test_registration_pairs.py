@@ -84,3 +84,11 @@ def test_datalist_info_describes_images_when_there_is_no_datalist(tmp_path):
     assert datalist_info(tmp_path / "datalist.json", entries) == {"labels": {"1": "x"}}
     with pytest.raises(ValueError, match="no such datalist"):
         datalist_info(tmp_path / "missing.json", [])
+    # the official label set of an evaluation, when the datalist records one
+    from monai_ext.data import evaluation_labels
+
+    (tmp_path / "lumir.json").write_text('{"evaluation": {"dice_labels": [0, 4, 11]}}')
+    assert evaluation_labels(tmp_path / "lumir.json") == [0, 4, 11]
+    assert (
+        evaluation_labels(tmp_path / "datalist.json") is None and evaluation_labels(tmp_path / "missing.json") is None
+    )

@@ -3,8 +3,8 @@ the pairs inference registers, the MNI152 tissue atlas (a default reference for 
 
 from __future__ import annotations
 
-from .datalist_info import datalist_info
-from .inference_pairs import evaluation_labels, inference_pairs
+from .datalist_info import datalist_info, evaluation_labels
+from .inference_pairs import inference_pairs
 from .mni152_atlas import MNI152_LABEL_NAMES, mni152_tissue_atlas
 from .pair_datasets import PairCacheDataset, PairDataset
 from .random_pair_dataset import RandomPairDataset

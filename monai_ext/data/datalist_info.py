@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 from monai.bundle import ConfigParser
 
-__all__ = ["datalist_info"]
+__all__ = ["datalist_info", "evaluation_labels"]
 
 _IMAGE_KEYS = ("image", "fixed_image", "moving_image")
 _LABEL_KEYS = ("label", "fixed_label", "moving_label")
@@ -38,6 +38,16 @@ def datalist_info(datalist: str | Path | None, data: Sequence[Mapping[str, Any]]
         labels.update(int(v) for v in np.unique(np.rint(_array(path))) if v != 0)
     intensity = {"a_min": min(lows), "a_max": max(highs), "b_min": 0.0, "b_max": 1.0, "clip": True}
     return {"labels": {}, "evaluation": {"dice_labels": sorted(labels)}, "intensity": intensity}
+
+
+def evaluation_labels(datalist: str | Path | None) -> list[int] | None:
+    """The label values a dataset's official evaluation scores (``evaluation.dice_labels`` of
+    :func:`datalist_info`, e.g. LUMIR's, label 0 included); None without a datalist that records
+    them (then the values found in each pair are scored)."""
+    if not datalist or not Path(datalist).is_file():
+        return None
+    labels = datalist_info(datalist).get("evaluation", {}).get("dice_labels")
+    return None if labels is None else [int(v) for v in labels]
 
 
 def _array(path: str) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from monai.data import load_decathlon_datalist
 
-__all__ = ["inference_pairs", "evaluation_labels"]
+__all__ = ["inference_pairs"]
 
 PAIR_KEYS = ("fixed_image", "moving_image", "fixed_label", "moving_label", "fixed_landmarks", "moving_landmarks")
 
@@ -37,15 +37,3 @@ def inference_pairs(
     return load_decathlon_datalist(
         str(datalist), data_list_key=split, base_dir=None if base_dir is None else str(base_dir)
     )
-
-
-def evaluation_labels(datalist: str | Path | None) -> list[int] | None:
-    """The label values a dataset's official evaluation scores (``data_prep``'s datalist key
-    ``evaluation.dice_labels``, e.g. LUMIR's, label 0 included); None without a datalist that
-    records them (then the values found in each pair are scored)."""
-    if not datalist or not Path(datalist).is_file():
-        return None
-    from monai.bundle import ConfigParser
-
-    labels = ConfigParser.load_config_file(str(datalist)).get("evaluation", {}).get("dice_labels")
-    return None if labels is None else [int(v) for v in labels]

@@ -53,7 +53,7 @@ def test_train_writes_checkpoints_and_logs_surgery(trained):
     root, _, log = trained
     assert (root / "models" / "model.pt").exists()
     last = torch.load(root / "models" / "checkpoint_last.pt", weights_only=True)
-    assert set(last) == {"model", "optimizer", "trainer"}
+    assert set(last) == {"model", "optimizer", "trainer", "best_model", "random_state"}
     assert last["trainer"]["iteration"] == last["trainer"]["epoch_length"] * 1
     assert "conflict_rate" in log and "val_mean_dice" in log
     # Adam steps of lr 5e-3 moved the flow head far from its N(0, 1e-5) initialisation

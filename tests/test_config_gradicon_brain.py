@@ -87,7 +87,7 @@ def test_stage2_starts_from_the_stage1_checkpoint(lumir_dataset, tmp_path):
     assert isinstance(network, TwoStepRegistration)
     for key, value in stage1.state_dict().items():
         assert torch.equal(network.netPhi.state_dict()[key], value), key
-    assert parser.get_parsed_content("train#checkpoint_saver#final_filename") == "checkpoint_stage2_last.pt"
+    assert parser.get_parsed_content("train#checkpoint_saver#save_path").endswith("/checkpoint_stage2_last.pt")
     assert parser.get_parsed_content("final_filename") == "model.pt"
 
 

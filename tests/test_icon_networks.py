@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from monai_ext.errors import CheckpointError
 from monai_ext.networks import (
     DownsampleRegistration,
     TallUNet2,
@@ -300,7 +301,7 @@ def test_unigradicon_package_builds_the_same_keys():
 
 
 def test_weight_loading_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.trch"):
+    with pytest.raises(CheckpointError, match="missing.trch does not exist"):
         load_unigradicon_weights(gradicon_stage1(2), tmp_path / "missing.trch")
     bad = tmp_path / "stage1.trch"
     torch.save(gradicon_stage1(2).state_dict(), bad)

@@ -13,6 +13,7 @@ __all__ = [
     "RegistrationEvaluator",
     "InferenceComparison",
     "InfererBoundNetwork",
+    "RandomState",
     "all_reduce_gradients",
     "distributed_world_size",
 ]
@@ -22,6 +23,7 @@ _LOCATIONS = {
     "RegistrationEvaluator": "monai_ext.engines.registration_evaluator",
     "InferenceComparison": "monai_ext.engines.inference_comparison",
     "InfererBoundNetwork": "monai_ext.engines.inferer_bound_network",
+    "RandomState": "monai_ext.engines.random_state",
     "all_reduce_gradients": "monai_ext.engines.distributed_gradients",
     "distributed_world_size": "monai_ext.engines.distributed_gradients",
 }

@@ -17,10 +17,22 @@ from torch.optim.optimizer import Optimizer
 from monai_ext.engines.inferer_bound_network import InfererBoundNetwork
 from monai_ext.engines.pair_batch import pair_batch_to_device
 from monai_ext.engines.surgery_step import set_surgery_gradients
+from monai_ext.errors import NonFiniteLossError
 from monai_ext.objectives import PairwiseObjective
 from monai_ext.surgery import GradientSurgery
 
 __all__ = ["GradientSurgeryTrainer"]
+
+
+def _pair_names(output: dict) -> str:
+    """The files of the batch's pairs, ``moving -> fixed`` (from MONAI's metadata), for error messages."""
+    names = []
+    for key in ("moving_image", "fixed_image"):
+        meta = getattr(output.get(key), "meta", None) or {}
+        files = meta.get("filename_or_obj", [])
+        names.append([files] if isinstance(files, str) else list(files))
+    pairs = [f"{m} -> {f}" for m, f in zip(*names)]
+    return "; ".join(pairs) if pairs else "a batch without file names"
 
 
 def _objective_arguments(objective: Any, output: dict) -> dict:
@@ -207,6 +219,12 @@ class GradientSurgeryTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             sim, reg = terms.similarity, terms.regularization
         sim_value, reg_value = sim.detach().float(), reg.detach().float()
+        if not (torch.isfinite(sim_value) and torch.isfinite(reg_value)):
+            raise NonFiniteLossError(
+                f"the training loss is not finite (similarity {float(sim_value)}, regularisation {float(reg_value)}) "
+                f"at epoch {engine.state.epoch}, iteration {engine.state.iteration}, on {_pair_names(output)}; "
+                "training stopped before the weights were updated, and the last checkpoint is kept."
+            )
         output[CommonKeys.LOSS] = sim_value + engine.surgery.loss_weight * reg_value
         output["similarity_loss"] = float(sim_value)
         output["regularization_loss"] = float(reg_value)

@@ -17,6 +17,7 @@ __all__ = [
     "itk_geometry_from_ras_affine",
     "ras_affine_from_itk_geometry",
     "save_registration_figure",
+    "read_checkpoint",
 ]
 
 _LOCATIONS = {
@@ -29,6 +30,7 @@ _LOCATIONS = {
     "itk_geometry_from_ras_affine": "monai_ext.io.displacement_field",
     "ras_affine_from_itk_geometry": "monai_ext.io.displacement_field",
     "save_registration_figure": "monai_ext.io.qc_figure",
+    "read_checkpoint": "monai_ext.io.checkpoint",
 }
 
 

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_ext.errors import CheckpointError
+from monai_ext.io.checkpoint import read_checkpoint
 from monai_ext.spatial import chain_displacement, evaluate_displacement_chain, normalized_identity, sample_at_points
 
 from .icon_unet import TallUNet2
@@ -235,8 +237,14 @@ def gradicon_stage2(
         raise ValueError(f"stage1 must be a RegistrationStep (see gradicon_stage1), got {type(stage1).__name__}.")
     if stage1_weights:
         if not Path(stage1_weights).is_file():
-            raise FileNotFoundError(f"Stage1 weights not found: {stage1_weights} (train Stage1 first).")
-        stage1.load_state_dict(torch.load(stage1_weights, map_location="cpu", weights_only=True))
+            raise CheckpointError(f"Stage1 weights {stage1_weights} do not exist (train Stage1 first).")
+        state_dict = read_checkpoint(stage1_weights)
+        try:
+            stage1.load_state_dict(state_dict)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"checkpoint {stage1_weights} does not fit GradICON's Stage1 network: {str(error).splitlines()[0]}"
+            ) from error
     atoms = [m for m in stage1.modules() if isinstance(m, TallUNet2)]
     if spatial_dims is None or in_channels is None:
         if not atoms:
@@ -323,11 +331,5 @@ def load_unigradicon_weights(model: nn.Module, path: str | Path, map_location: s
     Returns:
         ``model``, with the weights loaded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file not found: {path}")
-    try:
-        state_dict = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise ValueError(f"{path}: cannot be read as a torch state dict ({error}).") from error
+    state_dict = read_checkpoint(path, map_location=map_location)
     return load_icon_state_dict(model, state_dict, source=str(path))

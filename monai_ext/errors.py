@@ -1,0 +1,91 @@
+"""Errors caused by the user's files, and how a bundle run reports them: one short line naming the
+file and the problem instead of a chained traceback.
+
+Inside ``python -m monai.bundle run`` an exception raised by a transform reaches the terminal
+wrapped several times (``applying transform ...``, a DataLoader worker's re-raise, ``Failed to
+evaluate ConfigExpression``), so the useful sentence ends a traceback of a few hundred lines.
+:class:`InputError` marks the exceptions whose message is meant for the user, and
+:func:`report_input_errors` (the first ``initialize`` item of every config) installs a
+``sys.excepthook`` that prints only that message when such an error ends the run. Other
+exceptions, which are bugs, keep their full traceback, as does every error with ``--debug true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from types import TracebackType
+
+__all__ = ["InputError", "CheckpointError", "NonFiniteLossError", "input_error_message", "report_input_errors"]
+
+
+class InputError(ValueError):
+    """A user's file or argument cannot be used; the message names the file and the problem."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint file is missing, empty, truncated or does not fit the network."""
+
+
+class NonFiniteLossError(InputError):
+    """The training loss became NaN or infinite; the message names the pair's files."""
+
+
+# A DataLoader worker re-raises an exception as ``type(msg)`` where msg holds the worker's formatted
+# traceback, in which the original error appears as a line ``monai_ext.errors.InputError: message``.
+_FORMATTED = re.compile(r"^monai_ext\.errors\.(?:InputError|CheckpointError|NonFiniteLossError): (.+)$", re.MULTILINE)
+
+
+def input_error_message(exc: BaseException) -> str | None:
+    """The message of the :class:`InputError` behind ``exc`` (found through ``__cause__`` /
+    ``__context__`` and in the text of worker re-raises), or None when the chain holds none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, InputError):
+            found = str(current)
+        else:
+            matches = _FORMATTED.findall(str(current))
+            if matches:
+                found = matches[-1]
+        current = current.__cause__ or current.__context__
+    return found
+
+
+class _WithoutInputErrorTracebacks(logging.Filter):
+    """Log an :class:`InputError` as its message only: engines and MONAI's ``StatsHandler`` log the
+    exception that stops a run with its traceback before it reaches ``sys.excepthook``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            message = input_error_message(record.exc_info[1])
+            if message is not None:
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def report_input_errors(debug: bool = False) -> None:
+    """Make an uncaught :class:`InputError` end the process with ``error: <message>`` (exit status 1)
+    and no traceback, and keep its traceback out of the log's records; with ``debug`` tracebacks
+    are printed as usual. Other exceptions are printed by the previous hook, unchanged."""
+    if not debug:
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _WithoutInputErrorTracebacks) for f in handler.filters):
+                handler.addFilter(_WithoutInputErrorTracebacks())
+    previous = sys.excepthook
+    if getattr(previous, "_input_error_hook", False):
+        previous = previous._previous  # type: ignore[attr-defined]
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        message = None if debug else input_error_message(exc)
+        if message is None:
+            previous(exc_type, exc, tb)
+            return
+        print(f"error: {message}\n(run again with --debug true for the full traceback)", file=sys.stderr)
+
+    hook._input_error_hook = True  # type: ignore[attr-defined]
+    hook._previous = previous  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -17,11 +17,22 @@ import re
 import sys
 from types import TracebackType
 
-__all__ = ["InputError", "CheckpointError", "NonFiniteLossError", "input_error_message", "report_input_errors"]
+__all__ = [
+    "InputError",
+    "InputFileNotFoundError",
+    "CheckpointError",
+    "NonFiniteLossError",
+    "input_error_message",
+    "report_input_errors",
+]
 
 
 class InputError(ValueError):
     """A user's file or argument cannot be used; the message names the file and the problem."""
+
+
+class InputFileNotFoundError(InputError, FileNotFoundError):
+    """A file the user named does not exist."""
 
 
 class CheckpointError(InputError):
@@ -34,7 +45,10 @@ class NonFiniteLossError(InputError):
 
 # A DataLoader worker re-raises an exception as ``type(msg)`` where msg holds the worker's formatted
 # traceback, in which the original error appears as a line ``monai_ext.errors.InputError: message``.
-_FORMATTED = re.compile(r"^monai_ext\.errors\.(?:InputError|CheckpointError|NonFiniteLossError): (.+)$", re.MULTILINE)
+_FORMATTED = re.compile(
+    r"^monai_ext\.errors\.(?:InputError|InputFileNotFoundError|CheckpointError|NonFiniteLossError): (.+)$",
+    re.MULTILINE,
+)
 
 
 def input_error_message(exc: BaseException) -> str | None:

@@ -232,7 +232,7 @@ def test_bad_options_are_named(data):
 
 def test_missing_files_are_named(data, tmp_path):
     missing = tmp_path / "no_such_Step_2_final.trch"
-    with pytest.raises(FileNotFoundError, match="no_such_Step_2_final.trch"):
+    with pytest.raises(FileNotFoundError, match="weights file not found: .*no_such_Step_2_final.trch"):
         register(str(data["fixed"]), str(data["moving"]), weights=str(missing))
     with pytest.raises(FileNotFoundError, match="moving not found: .*nothing.nii.gz"):
         register(str(data["fixed"]), str(tmp_path / "nothing.nii.gz"), weights=str(data["weights"]))

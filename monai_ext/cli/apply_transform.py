@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_ext.errors import InputError
 from monai_ext.io.displacement_field import read_itk_displacement_field
 from monai_ext.io.nifti import load_nifti, save_nifti
 from monai_ext.metrics.segmentation import dice_per_label
@@ -44,7 +45,7 @@ def apply_transform(
     array, moving_affine = load_nifti(moving)
     ndim = ddf.shape[0]
     if array.ndim != ndim:
-        raise ValueError(f"{moving}: a {array.ndim}-D image, but the transform {transform} is {ndim}-D.")
+        raise InputError(f"{moving}: a {array.ndim}-D image, but the transform {transform} is {ndim}-D.")
     matrix = fixed_to_moving_matrix(fixed_affine, moving_affine, ddf.shape[1:], array.shape, dtype=torch.float64)
     label = interpolation == "nearest"
     image = torch.as_tensor(np.asarray(array, dtype=np.float64))[None, None]
@@ -55,7 +56,7 @@ def apply_transform(
 def label_dice(warped_label: np.ndarray, fixed_label: np.ndarray) -> dict[int, float]:
     """Dice per label over the non-zero values of either map (the bundles' default label set)."""
     if warped_label.shape != fixed_label.shape:
-        raise ValueError(f"the warped label {warped_label.shape} and fixed label {fixed_label.shape} grids differ.")
+        raise InputError(f"the warped label {warped_label.shape} and fixed label {fixed_label.shape} grids differ.")
     labels = [int(v) for v in np.union1d(np.unique(warped_label), np.unique(fixed_label)) if v != 0]
     dice = dice_per_label(torch.as_tensor(warped_label)[None, None], torch.as_tensor(fixed_label)[None, None], labels)
     return dict(zip(labels, dice[0].double().tolist()))
@@ -80,7 +81,7 @@ def apply_command(
     if not fixed_label:
         return
     if interpolation != "nearest":
-        raise ValueError("--fixed_label scores a label map: give --interpolation nearest.")
+        raise InputError("--fixed_label scores a label map: give --interpolation nearest.")
     reference, _ = load_nifti(fixed_label)
     dice = label_dice(warped, reference)
     if verbose:

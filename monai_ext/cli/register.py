@@ -61,6 +61,7 @@ from torch import nn
 from monai_ext.cli.register_options import OFFICIAL_WEIGHTS_URL, RegisterOptions
 from monai_ext.cli.register_pipeline import make_inferer, read_pair, write_outputs
 from monai_ext.cli.register_report import registration_summary
+from monai_ext.errors import InputError, report_input_errors
 from monai_ext.inferers.registration_inferer import IO_MODES
 from monai_ext.networks import load_unigradicon_weights, unigradicon_network
 from monai_ext.options import flag
@@ -98,6 +99,7 @@ def register(
     network: nn.Module | None = None,
     progress: bool = True,
     verbose: bool = True,
+    debug: bool = False,
 ) -> torch.Tensor:
     """Register ``moving`` to ``fixed`` with a uniGradICON-architecture network, optionally with IO.
 
@@ -147,6 +149,7 @@ def register(
             weights and BatchNorm statistics left unchanged (IO works on a copy).
         progress: show a progress bar during IO.
         verbose: print a short summary (mode, IO loss, negative-Jacobian fraction, Dice, time, outputs).
+        debug: command line only: an error in the inputs prints its full traceback instead of one line.
 
     Returns:
         the displacement field ``(1, 3, *fixed_spatial)``, float32 on the CPU, in voxels of the
@@ -154,7 +157,8 @@ def register(
         (``warped(x) = moving_on_fixed_grid(x + u(x))``).
 
     Raises:
-        FileNotFoundError: an input image, label or the weights file does not exist (named).
+        FileNotFoundError: an input image or label does not exist (named).
+        monai_ext.errors.CheckpointError: the weights file is missing, unreadable or does not fit.
         ValueError: bad option (the message lists the valid values), unreadable or unsuitable
             image (named: not 3-D, several channels, NaN, constant, constant after intensity
             scaling), a weights file that does not fit the network, or no weights given.
@@ -217,10 +221,12 @@ OUTPUTS = ("transform_out", "warped_moving_out", "warped_label_out")
 @functools.wraps(register)
 def register_command(*args: Any, **kwargs: Any) -> None:
     """``register`` for the command line: same arguments; the field goes to files, not to stdout, so
-    a command that names no output file is refused before anything runs."""
+    a command that names no output file is refused before anything runs. A bad input or option ends
+    with one line naming it (``--debug true``: with the full traceback)."""
     bound = inspect.signature(register).bind(*args, **kwargs)
+    report_input_errors(debug=flag(bound.arguments.get("debug", False), "debug"))
     if not any(bound.arguments.get(name) for name in OUTPUTS):
-        raise ValueError(f"nothing would be written: give at least one of --{', --'.join(OUTPUTS)}.")
+        raise InputError(f"nothing would be written: give at least one of --{', --'.join(OUTPUTS)}.")
     register(*args, **kwargs)
 
 

@@ -11,6 +11,7 @@ import torch
 from monai.transforms import EnsureChannelFirst, LoadImage, ResampleToMatch
 from monai.utils import convert_to_tensor
 
+from monai_ext.errors import InputError, InputFileNotFoundError
 from monai_ext.inferers import NetworkGridInferer, registration_inferer
 from monai_ext.io.displacement_field import write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
@@ -48,22 +49,28 @@ def _load(path: str | Path, key: str) -> Any:
     """Read one image with MONAI ``LoadImage`` and make it channel-first, naming the file on failure."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{key} not found: '{path}'.")
+        raise InputFileNotFoundError(f"{key} not found: '{path}'.")
     try:
         image = EnsureChannelFirst()(LoadImage(image_only=True)(str(path)))
     except Exception as err:  # readers raise several types for unreadable or unsupported files
-        raise ValueError(f"{key} '{path}': cannot be read as an image ({err}).") from err
+        raise InputError(f"{key} '{path}': cannot be read as an image ({err}).") from err
     return image
 
 
 def _check_label(label: Any, key: str, path: Path) -> None:
     if label.ndim != 4 or label.shape[0] != 1:
-        raise ValueError(
+        raise InputError(
             f"{key} '{path}' must be a single-channel 3-D label map, got shape {tuple(label.shape)} (channel first)."
         )
     values = _as_float_tensor(label)
     if not torch.isfinite(values).all():
-        raise ValueError(f"{key} '{path}' contains NaN or infinite values.")
+        raise InputError(f"{key} '{path}' contains NaN or infinite values.")
+    fractional = values[values != torch.round(values)]
+    if fractional.numel():
+        raise InputError(
+            f"{key} '{path}' holds values that are not whole numbers (e.g. {float(fractional[0]):g}): "
+            "a label map holds integer structure labels."
+        )
 
 
 def _sample_on_fixed_grid(source: Any, ddf: torch.Tensor, fixed_affine: np.ndarray, mode: str) -> torch.Tensor:
@@ -120,14 +127,14 @@ def read_pair(sources: dict[str, Path], fixed_modality: str, moving_modality: st
         ("moving_image", moving_modality, sources["moving"]),
     ):
         if pair[key].shape[0] != 1:
-            raise ValueError(
+            raise InputError(
                 f"{key} '{path}' has {pair[key].shape[0]} channels; uniGradICON registers single-channel images."
             )
         image = modality_intensity_transform(modality)(pair[key])  # on the image's own grid
         values = _as_float_tensor(image)
         if not bool(values.max() > values.min()):
             reason = "99th percentile = minimum" if modality == "mri" else "no values inside -1000..1000 HU"
-            raise ValueError(f"{key} '{path}' is constant after {modality.upper()} intensity scaling ({reason}).")
+            raise InputError(f"{key} '{path}' is constant after {modality.upper()} intensity scaling ({reason}).")
         scaled.append(image)
     fixed_scaled, moving_scaled = scaled
     moving_on_fixed = ResampleToMatch(mode="bilinear", padding_mode="zeros")(moving_scaled, fixed_scaled)
@@ -142,7 +149,7 @@ def read_pair(sources: dict[str, Path], fixed_modality: str, moving_modality: st
         if tuple(label.shape[1:]) != tuple(fixed_image.shape[1:]) or not np.allclose(
             _affine(label), pair["fixed_affine"], atol=1e-3
         ):
-            raise ValueError(
+            raise InputError(
                 f"fixed_label '{sources['fixed_label']}' is not on the fixed image's grid (shape "
                 f"{tuple(label.shape[1:])} vs {tuple(fixed_image.shape[1:])}, or a different affine)."
             )

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RegistrationWriter"]
 
 DDF_FORMATS = ("nii.gz", "h5")
+_SUBMISSION = "submission"  # sub-folder of a pair's staging folder holding its submission file
 
 
 class RegistrationWriter:
@@ -38,8 +44,9 @@ class RegistrationWriter:
       moving file names by ``submission_template`` (LUMIR ``disp_FFFF_MMMM.nii.gz``, Learn2Reg
       ``disp_FFFF_0000_MMMM_0000.nii.gz``).
 
-    Every file is written to a temporary name and renamed, so an interrupted run leaves no partial
-    file. Reads ``engine.state.output`` of a ``RegistrationEvaluator``.
+    A pair's files are written to a hidden staging folder and moved into place together once all
+    are written: a pair has all its outputs or none, and an interrupted run leaves no partial file.
+    Reads ``engine.state.output`` of a ``RegistrationEvaluator``.
 
     Args:
         output_dir: root output folder.
@@ -112,38 +119,59 @@ class RegistrationWriter:
         fixed_files = self._file_names(fixed, batch_size)
         moving_files = self._file_names(output["moving_image"], batch_size)
         for i, (name, affine) in enumerate(zip(names, affines)):
-            case_dir = self.output_dir / name
-            case_dir.mkdir(parents=True, exist_ok=True)
-            if self.write_warped_image:
-                save_nifti(case_dir / "warped_image.nii.gz", warped[i, 0].numpy(), affine, dtype=np.float32)
-            if self.write_warped_label and warped_label is not None:
-                label = warped_label[i, 0].detach().cpu().numpy().round().astype(np.int16)
-                save_nifti(
-                    case_dir / "warped_label.nii.gz",
-                    label,
-                    affine,
-                    dtype=np.uint8 if label.min() >= 0 and label.max() < 256 else np.int16,
-                )
-            if self.write_ddf:
-                self._write_ddf(case_dir, ddf[i].numpy(), affine)
+            submission = None
             if self.submission_dir is not None:
                 if fixed_files[i] is None or moving_files[i] is None:
                     raise ValueError(
                         "submission files are named after the input files, but the batch has no file names."
                     )
-                filename = submission_filename(fixed_files[i], moving_files[i], self.submission_template)
-                write_submission_displacement(self.submission_dir / filename, ddf[i].numpy(), affine)
-            if self.figures_written < self.max_figures:
-                save_registration_figure(
-                    case_dir / "qc.png",
-                    output["fixed_image"][i, 0].detach().cpu(),
-                    output["moving_image"][i, 0].detach().cpu(),
-                    warped[i, 0],
-                    ddf[i],
-                    title=name,
-                )
-                self.figures_written += 1
+                submission = submission_filename(fixed_files[i], moving_files[i], self.submission_template)
+            with self._pair_folder(name, submission) as stage:
+                if self.write_warped_image:
+                    save_nifti(stage / "warped_image.nii.gz", warped[i, 0].numpy(), affine, dtype=np.float32)
+                if self.write_warped_label and warped_label is not None:
+                    label = warped_label[i, 0].detach().cpu().numpy().round().astype(np.int16)
+                    save_nifti(
+                        stage / "warped_label.nii.gz",
+                        label,
+                        affine,
+                        dtype=np.uint8 if label.min() >= 0 and label.max() < 256 else np.int16,
+                    )
+                if self.write_ddf:
+                    self._write_ddf(stage, ddf[i].numpy(), affine)
+                if submission is not None:
+                    write_submission_displacement(stage / _SUBMISSION / submission, ddf[i].numpy(), affine)
+                if self.figures_written < self.max_figures:
+                    save_registration_figure(
+                        stage / "qc.png",
+                        output["fixed_image"][i, 0].detach().cpu(),
+                        output["moving_image"][i, 0].detach().cpu(),
+                        warped[i, 0],
+                        ddf[i],
+                        title=name,
+                    )
+                    self.figures_written += 1
         self.logger.debug("wrote %d pairs to %s", batch_size, self.output_dir)
+
+    @contextmanager
+    def _pair_folder(self, name: str, submission: str | None) -> Iterator[Path]:
+        """A hidden staging folder for one pair's files; they are moved into ``output_dir/<name>/``
+        (and the submission file into ``submission_dir``) only when all of them were written, so a
+        pair has all its outputs or none. On an error the staging folder is removed."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=self.output_dir))
+        try:
+            yield stage
+            case_dir = self.output_dir / name
+            case_dir.mkdir(parents=True, exist_ok=True)
+            if submission is not None and self.submission_dir is not None:
+                self.submission_dir.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / _SUBMISSION / submission, self.submission_dir / submission)
+            for path in sorted(stage.iterdir()):
+                if path.is_file():
+                    os.replace(path, case_dir / path.name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
     @staticmethod
     def _file_names(image, batch_size: int) -> list[str | None]:

@@ -189,6 +189,18 @@ class PhasePair:
         for phase in ("fixed", "moving"):
             if not getattr(self, f"{phase}_label").any():
                 raise ValueError(f"{src[phase + '_label']}: no labelled voxels (expected 1 LV, 2 Myo, 3 RV)")
+        if src["fixed_image"] == src["moving_image"] or np.array_equal(self.fixed_image, self.moving_image):
+            raise ValueError(
+                f"{src['moving_image']}: the ES frame is the ED frame ({src['fixed_image']}); "
+                "there is no motion to register"
+            )
+        # ED is the frame of largest LV cavity, by definition: a smaller one means the frames are swapped
+        lv_ed, lv_es = (int(np.count_nonzero(getattr(self, f"{p}_label") == 1)) for p in ("fixed", "moving"))
+        if lv_ed < lv_es:
+            raise ValueError(
+                f"{src['fixed_label']}: the LV (label 1) is smaller at ED ({lv_ed} voxels) than at ES "
+                f"({src['moving_label']}, {lv_es} voxels); ED and ES look swapped in the dataset's frame list"
+            )
         self.affine = np.asarray(self.affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"{src['fixed_image']}: expected a 4 x 4 affine, got {self.affine.shape}")
@@ -427,6 +439,29 @@ def _write_slice_pair(subject: str, pair: SlicePair, folder: Path) -> dict[str, 
     return entry
 
 
+PAIR_FILE_KEYS = ("fixed_image", "moving_image", "fixed_label", "moving_label")
+
+
+def _files_of_previous_datalist(out: Path) -> set[str]:
+    """The slice files (relative to ``out``, under ``images/`` or ``labels/``) that an earlier
+    conversion's ``datalist.json`` lists: those not listed again are removed after this conversion,
+    so that no orphan slice of a larger earlier run stays beside the new datalist. Files the
+    earlier datalist does not list (the user's own) are never touched."""
+    path = out / "datalist.json"
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return set()
+    files = set()
+    for key in SPLIT_NAMES:
+        for entry in previous.get(key, []) if isinstance(previous, dict) else []:
+            for k in PAIR_FILE_KEYS:
+                value = entry.get(k) if isinstance(entry, dict) else None
+                if isinstance(value, str) and Path(value).parts[:1] in (("images",), ("labels",)) and ".." not in value:
+                    files.add(value)
+    return files
+
+
 def convert_phase_pairs(
     pairs: Iterable[PhasePair],
     out: str | Path,
@@ -504,6 +539,7 @@ def convert_phase_pairs(
         for key in SPLIT_NAMES:
             datalist[key] = [e for s in groups[key] for e in entries[s]]
         # everything is read and written: move into place, datalist last
+        previous = _files_of_previous_datalist(out)
         for sub in ("images", "labels"):
             (out / sub).mkdir(exist_ok=True)
             for path in sorted((staging / sub).iterdir()):
@@ -511,6 +547,14 @@ def convert_phase_pairs(
         datalist_path = out / "datalist.json"
         with atomic_write_path(datalist_path) as tmp:
             Path(tmp).write_text(json.dumps(datalist, indent=4) + "\n")
+        current = {e[k] for key in SPLIT_NAMES for e in datalist[key] for k in PAIR_FILE_KEYS}
+        orphans = sorted(previous - current)
+        for relative in orphans:
+            (out / relative).unlink(missing_ok=True)
+        if orphans:
+            logger.info(
+                "removed %d slice files of the previous conversion in %s that this one does not list", len(orphans), out
+            )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(out.iterdir()):

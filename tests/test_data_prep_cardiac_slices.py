@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import nibabel as nib
@@ -137,6 +138,19 @@ def test_phase_pair_checks():
         PhasePair(**{**pair.__dict__, "moving_image": pair.moving_image[:-1], "moving_label": pair.moving_label[:-1]})
     with pytest.raises(ValueError, match="s1_moving_label.nii.gz: no labelled voxels"):
         PhasePair(**{**pair.__dict__, "moving_label": np.zeros_like(pair.moving_label)})
+    with pytest.raises(ValueError, match="s1_moving_image.nii.gz: the ES frame is the ED frame"):
+        PhasePair(**{**pair.__dict__, "moving_image": pair.fixed_image.copy()})
+    same_file = {**pair.sources, "moving_image": pair.sources["fixed_image"]}
+    with pytest.raises(ValueError, match="the ES frame is the ED frame"):
+        PhasePair(**{**pair.__dict__, "sources": same_file})
+    larger_at_es = pair.moving_label.copy()
+    larger_at_es[larger_at_es == 2] = 1  # the LV cavity grows from ED to ES
+    with pytest.raises(
+        ValueError,
+        match=r"s1_fixed_label.nii.gz: the LV \(label 1\) is smaller at ED \(48 voxels\) "
+        r"than at ES \(s1_moving_label.nii.gz, 300 voxels\); ED and ES look swapped",
+    ):
+        PhasePair(**{**pair.__dict__, "moving_label": larger_at_es})
 
 
 def test_constant_slice_is_skipped_with_warning(caplog):
@@ -169,3 +183,20 @@ def test_failure_leaves_output_untouched(tmp_path):
     with pytest.raises(ValueError, match="broken"):
         convert_phase_pairs(failing(), fresh, crop_size=32)
     assert not fresh.exists()
+
+
+def test_rerun_with_fewer_subjects_leaves_no_orphan_slices(tmp_path):
+    out = tmp_path / "out"
+    convert_phase_pairs([_pair("s1"), _pair("s2")], out, crop_size=32, split=(1, 0, 0))
+    (out / "images" / "my_notes.nii.gz").write_bytes(b"the user's own file")
+    convert_phase_pairs([_pair("s2")], out, crop_size=32, split=(1, 0, 0))
+    listed = {
+        e[k]
+        for e in json.loads((out / "datalist.json").read_text())["training"]
+        for k in e
+        if "_" in k and k.endswith(("image", "label"))
+    }
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*.nii.gz")}
+    # s1's slices are gone; s2's are listed; a file the earlier datalist did not list stays
+    assert on_disk == listed | {"images/my_notes.nii.gz"}
+    assert not any("s1_" in name for name in on_disk)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_ext.options import check_option
+from monai_ext.options import check_option, flag
 
 __all__ = ["synthetic", "main"]
 
@@ -118,12 +119,40 @@ def _printing_path(convert: Callable[..., Path]) -> Callable[..., str]:
     return command
 
 
+def _pop_debug(argv: list[str]) -> bool:
+    """Remove ``--debug [true|false]`` / ``--debug=...`` from ``argv``; return its value."""
+    debug = False
+    for i, arg in enumerate(argv):
+        if arg == "--debug" or arg.startswith("--debug="):
+            value = arg.partition("=")[2] if "=" in arg else None
+            if value is None and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value = argv.pop(i + 1)
+            argv.pop(i)
+            return flag(True if value is None else value, "debug")
+    return debug
+
+
 def main() -> None:
-    """Entry point: log INFO messages to stderr and dispatch with ``fire`` to the converters."""
+    """Entry point: log INFO messages to stderr and dispatch with ``fire`` to the converters.
+
+    A problem with the dataset (a converter's ``ValueError`` / ``OSError``, which name the file)
+    ends with one line ``error: <message>`` and exit status 1; ``--debug true`` shows the traceback.
+    """
     import fire
 
     from data_prep import prepare_acdc, prepare_lumir, prepare_mnms, prepare_oasis
 
+    debug = _pop_debug(sys.argv)
+    if not debug:  # the converters raise ValueError / OSError only for problems in the user's data
+        previous = sys.excepthook
+
+        def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+            if isinstance(exc, (ValueError, OSError)):
+                print(f"error: {exc}\n(run again with --debug true for the full traceback)", file=sys.stderr)
+            else:
+                previous(exc_type, exc, tb)
+
+        sys.excepthook = hook
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     commands = {"acdc": prepare_acdc, "mnms": prepare_mnms, "lumir": prepare_lumir, "oasis": prepare_oasis}
     fire.Fire(

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 __all__ = [
     "InputError",
@@ -69,26 +71,33 @@ def input_error_message(exc: BaseException) -> str | None:
     return found
 
 
-class _WithoutInputErrorTracebacks(logging.Filter):
-    """Log an :class:`InputError` as its message only: engines and MONAI's ``StatsHandler`` log the
-    exception that stops a run with its traceback before it reaches ``sys.excepthook``."""
+def _short_input_error_records(make_record: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A log record factory that logs an :class:`InputError` as its message only, without traceback:
+    ignite's engines and MONAI's ``StatsHandler`` log the exception that stops a run (with its
+    traceback, under a wrapper's message such as ``applying transform <...>``) before it reaches
+    ``sys.excepthook``, through handlers of their own."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
         if record.exc_info and record.exc_info[1] is not None:
             message = input_error_message(record.exc_info[1])
             if message is not None:
+                wrapper = str(record.exc_info[1])
                 record.exc_info, record.exc_text = None, None
-        return True
+                if not record.args and isinstance(record.msg, str):
+                    record.msg = record.msg.replace(wrapper, message) if wrapper else record.msg
+        return record
+
+    factory._input_error_factory = True  # type: ignore[attr-defined]
+    return factory
 
 
 def report_input_errors(debug: bool = False) -> None:
     """Make an uncaught :class:`InputError` end the process with ``error: <message>`` (exit status 1)
     and no traceback, and keep its traceback out of the log's records; with ``debug`` tracebacks
     are printed as usual. Other exceptions are printed by the previous hook, unchanged."""
-    if not debug:
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(f, _WithoutInputErrorTracebacks) for f in handler.filters):
-                handler.addFilter(_WithoutInputErrorTracebacks())
+    if not debug and not getattr(logging.getLogRecordFactory(), "_input_error_factory", False):
+        logging.setLogRecordFactory(_short_input_error_records(logging.getLogRecordFactory()))
     previous = sys.excepthook
     if getattr(previous, "_input_error_hook", False):
         previous = previous._previous  # type: ignore[attr-defined]

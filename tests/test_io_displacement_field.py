@@ -15,6 +15,7 @@ import torch
 itk = pytest.importorskip("itk")
 
 from monai_ext.io.displacement_field import (  # noqa: E402
+    is_oblique_plane,
     itk_geometry_from_ras_affine,
     ras_affine_from_itk_geometry,
     read_itk_displacement_field,
@@ -234,3 +235,9 @@ def test_read_errors(tmp_path):
     (tmp_path / "garbage.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="garbage.h5"):
         read_itk_displacement_field(tmp_path / "garbage.h5")
+
+
+def test_oblique_plane_detection():
+    assert is_oblique_plane(GEOMETRIES["2d_oblique"][1])
+    assert not is_oblique_plane(GEOMETRIES["2d_inplane"][1])
+    assert not is_oblique_plane(np.diag([1.5, 1.5, 8.0, 1.0]))

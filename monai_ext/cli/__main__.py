@@ -21,7 +21,9 @@ def main() -> None:
 
     from monai_ext.cli.apply_transform import apply_command
     from monai_ext.cli.register import register_command
+    from monai_ext.errors import report_input_errors
 
+    report_input_errors()  # a bad input ends with one line naming it (register: --debug true for the traceback)
     fire.Fire({"register": register_command, "apply": apply_command}, name="python -m monai_ext.cli")
 
 

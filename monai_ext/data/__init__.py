@@ -8,6 +8,7 @@ from .inference_pairs import inference_pairs
 from .mni152_atlas import MNI152_LABEL_NAMES, mni152_tissue_atlas
 from .pair_datasets import PairCacheDataset, PairDataset
 from .random_pair_dataset import RandomPairDataset
+from .read_datalist import read_datalist
 from .registration_pairs import PAIRINGS, registration_pairs, series_and_phase
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "registration_pairs",
     "series_and_phase",
     "inference_pairs",
+    "read_datalist",
     "datalist_info",
     "evaluation_labels",
     "mni152_tissue_atlas",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monai.data import load_decathlon_datalist
+from monai_ext.data.read_datalist import read_datalist
+from monai_ext.errors import InputError
 
 __all__ = ["inference_pairs"]
 
@@ -33,7 +34,5 @@ def inference_pairs(
     if fixed or moving:
         return [{key: str(value) for key, value in zip(PAIR_KEYS, files) if value}]
     if not datalist:
-        raise ValueError("Give a pair (--fixed and --moving) or a datalist (--datalist / --dataset_dir) to register.")
-    return load_decathlon_datalist(
-        str(datalist), data_list_key=split, base_dir=None if base_dir is None else str(base_dir)
-    )
+        raise InputError("Give a pair (--fixed and --moving) or a datalist (--datalist / --dataset_dir) to register.")
+    return read_datalist(datalist, data_list_key=split, base_dir=base_dir)

@@ -14,7 +14,7 @@ import numpy as np
 from monai.utils import min_version, optional_import
 
 from monai_ext.handlers.case_names import pair_case_names
-from monai_ext.io.displacement_field import PlaneNotInITK2DError, write_itk_displacement_field
+from monai_ext.io.displacement_field import PlaneNotInITK2DError, is_oblique_plane, write_itk_displacement_field
 from monai_ext.io.nifti import save_nifti
 from monai_ext.io.qc_figure import save_registration_figure
 from monai_ext.io.submission import submission_filename, write_submission_displacement
@@ -37,7 +37,8 @@ class RegistrationWriter:
     - ``warped_label.nii.gz``: the moving label warped with nearest neighbour (if labels exist);
     - ``ddf.nii.gz`` (ITK/ANTs displacement-field image, LPS mm) or ``ddf.h5`` (ITK
       ``DisplacementFieldTransform``): the transform in world coordinates, readable by ITK, ANTs and
-      3D Slicer, built from the fixed image's affine (see ``monai_ext.io.displacement_field``);
+      3D Slicer, built from the fixed image's affine (see ``monai_ext.io.displacement_field``).
+      An oblique 2-D slice gets ``ddf.h5`` either way: a NIfTI image cannot hold its direction;
     - ``qc.png`` for the first ``max_figures`` pairs: fixed / moving / warped / grid / det(J);
     - with ``submission_dir``: one file per pair, the voxel displacement as ``[X, Y, Z, 3]`` in the
       Learn2Reg / LUMIR submission format (``monai_ext.io.submission``), named from the fixed and
@@ -74,6 +75,7 @@ class RegistrationWriter:
         self.ddf_format = ddf_format
         self.write_ddf = write_ddf
         self._warned_plane = False
+        self._warned_oblique = False
         self.write_warped_image = write_warped_image
         self.write_warped_label = write_warped_label
         self.max_figures = int(max_figures)
@@ -93,8 +95,18 @@ class RegistrationWriter:
         """The field as an ITK / ANTs transform; for a 2-D slice whose plane ITK cannot hold (ITK
         refuses to read such an image too), the voxel displacements (channel last, the project's
         DDF convention) as ``ddf_voxels.nii.gz`` on the fixed image's affine instead."""
+        ddf_format = self.ddf_format
         try:
-            write_itk_displacement_field(case_dir / f"ddf.{self.ddf_format}", ddf, affine)
+            if ddf.shape[0] == 2 and ddf_format == "nii.gz" and is_oblique_plane(affine):
+                ddf_format = "h5"
+                if not self._warned_oblique:
+                    logger.warning(
+                        "%s: the fixed image is an oblique 2-D slice, whose direction a NIfTI field cannot hold "
+                        "exactly; displacement fields of such slices are written as ddf.h5 (ITK transform)",
+                        case_dir.name,
+                    )
+                    self._warned_oblique = True
+            write_itk_displacement_field(case_dir / f"ddf.{ddf_format}", ddf, affine)
         except PlaneNotInITK2DError:
             save_nifti(
                 case_dir / "ddf_voxels.nii.gz", np.moveaxis(ddf, 0, -1), affine, dtype=np.float32, channel_last=True

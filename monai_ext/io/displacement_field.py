@@ -40,6 +40,7 @@ __all__ = [
     "itk_geometry_from_ras_affine",
     "ras_affine_from_itk_geometry",
     "PlaneNotInITK2DError",
+    "is_oblique_plane",
 ]
 
 TRANSFORM_SUFFIXES = (".h5", ".hdf5", ".tfm")
@@ -110,6 +111,18 @@ def itk_geometry_from_ras_affine(affine_ras: Any, ndim: int) -> tuple[np.ndarray
             )
         return lps[:2, 3].copy(), spacing[:2].copy(), block / norms
     return lps[:3, 3].copy(), spacing, direction
+
+
+def is_oblique_plane(affine_ras: Any) -> bool:
+    """Whether a 2-D slice lies in a plane tilted out of the scanner's axial plane: its first two
+    voxel axes have a superior-inferior component in the 3-D affine. ITK's 2-D geometry of such a
+    slice (see :func:`itk_geometry_from_ras_affine`) is a projection that a NIfTI field image
+    cannot carry unchanged (ITK's NIfTI writer orthogonalises the direction and tools such as
+    ANTs read it back differently), so fields of such slices are written as ITK transform files
+    (``.h5``), which keep the geometry exactly."""
+    affine = _as_affine4(affine_ras, 2, "is_oblique_plane")
+    columns = affine[:3, :2] / np.linalg.norm(affine[:3, :2], axis=0)
+    return not np.allclose(columns[2], 0.0, atol=1e-6)
 
 
 def ras_affine_from_itk_geometry(origin: Any, spacing: Any, direction: Any) -> np.ndarray:

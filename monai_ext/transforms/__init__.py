@@ -1,6 +1,7 @@
 """Dictionary transforms for fixed/moving pairs: checks, augmentation (flips and affines, thick-slice
 resampling), intensity scaling to [0, 1], and the moving labels warped by the predicted field."""
 
+from .checked_load_image import CheckedLoadImaged
 from .pair_checks import CheckPaird
 from .rand_anisotropic_resample import RandAnisotropicResampled
 from .rand_pair_flip_affine import RandPairFlipAffined
@@ -11,6 +12,7 @@ from .warp_moving import WarpMovingd
 
 __all__ = [
     "CheckPaird",
+    "CheckedLoadImaged",
     "RandPairFlipAffined",
     "RandAnisotropicResampled",
     "ResampleToFixedd",

@@ -24,18 +24,20 @@ def _source(data: Mapping[Hashable, Any], key: Hashable) -> str:
 
 
 def world_bounds(image: Any) -> np.ndarray | None:
-    """``(2, d)`` lower / upper world corners (mm) of the voxel centres of a channel-first image with
-    an ``affine`` in its metadata (MONAI's RAS convention), or None without one."""
+    """``(2, w)`` lower / upper world corners (mm) of the voxel centres of a channel-first image with
+    an ``affine`` in its metadata (MONAI's RAS convention; ``w`` its world dimensions, 3 for a 2-D
+    slice read from NIfTI), or None without one."""
     affine = (getattr(image, "meta", None) or {}).get("affine")
     if affine is None:
         return None
     affine = np.asarray(affine, dtype=np.float64)
-    shape = np.asarray(image.shape[1:], dtype=np.float64)
-    d = len(shape)
-    if affine.shape != (d + 1, d + 1):
+    shape = [float(n) for n in image.shape[1:]]
+    w = affine.shape[0] - 1  # a 2-D slice read from NIfTI keeps its 3-D affine: the slice sits at k = 0
+    if affine.shape != (w + 1, w + 1) or w < len(shape):
         return None
-    corners = np.array(np.meshgrid(*[[0.0, n - 1.0] for n in shape], indexing="ij")).reshape(d, -1)
-    world = affine[:d, :d] @ corners + affine[:d, d:]
+    shape += [1.0] * (w - len(shape))
+    corners = np.array(np.meshgrid(*[[0.0, n - 1.0] for n in shape], indexing="ij")).reshape(w, -1)
+    world = affine[:w, :w] @ corners + affine[:w, w:]
     return np.stack([world.min(axis=1), world.max(axis=1)])
 
 

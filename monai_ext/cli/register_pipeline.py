@@ -20,6 +20,7 @@ from monai_ext.metrics.segmentation import dice_per_label
 from monai_ext.objectives import InverseConsistentObjective
 from monai_ext.spatial import fixed_to_moving_matrix, sample_moving
 from monai_ext.transforms import CheckPaird, modality_intensity_transform
+from monai_ext.transforms.pair_checks import check_whole_number_labels
 
 __all__ = ["read_pair", "make_inferer", "write_outputs", "IO_SETTINGS"]
 
@@ -62,15 +63,7 @@ def _check_label(label: Any, key: str, path: Path) -> None:
         raise InputError(
             f"{key} '{path}' must be a single-channel 3-D label map, got shape {tuple(label.shape)} (channel first)."
         )
-    values = _as_float_tensor(label)
-    if not torch.isfinite(values).all():
-        raise InputError(f"{key} '{path}' contains NaN or infinite values.")
-    fractional = values[values != torch.round(values)]
-    if fractional.numel():
-        raise InputError(
-            f"{key} '{path}' holds values that are not whole numbers (e.g. {float(fractional[0]):g}): "
-            "a label map holds integer structure labels."
-        )
+    check_whole_number_labels(_as_float_tensor(label), f"{key} '{path}'")
 
 
 def _sample_on_fixed_grid(source: Any, ddf: torch.Tensor, fixed_affine: np.ndarray, mode: str) -> torch.Tensor:

@@ -12,7 +12,7 @@ from monai.transforms import MapTransform
 
 from monai_ext.errors import InputError
 
-__all__ = ["CheckPaird", "world_bounds"]
+__all__ = ["CheckPaird", "check_whole_number_labels", "world_bounds"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,21 @@ def world_bounds(image: Any) -> np.ndarray | None:
     corners = np.array(np.meshgrid(*[[0.0, n - 1.0] for n in shape], indexing="ij")).reshape(w, -1)
     world = affine[:w, :w] @ corners + affine[:w, w:]
     return np.stack([world.min(axis=1), world.max(axis=1)])
+
+
+def check_whole_number_labels(label: torch.Tensor, name: str) -> None:
+    """:class:`InputError` naming ``name`` when a label map holds NaN / Inf or values that are not
+    whole numbers (a float map with 2.5 would otherwise be truncated to structure 2)."""
+    if not label.is_floating_point():
+        return
+    if not torch.isfinite(label).all():
+        raise InputError(f"{name} contains NaN or infinite label values.")
+    fractional = label[label != torch.round(label)]
+    if fractional.numel():
+        raise InputError(
+            f"{name} holds values that are not whole numbers (e.g. {float(fractional[0]):g}): "
+            "a label map holds integer structure labels."
+        )
 
 
 class CheckPaird(MapTransform):
@@ -125,15 +140,7 @@ class CheckPaird(MapTransform):
                 f"{_source(d, image_key)} has {tuple(d[image_key].shape[1:])}: a label map must be one channel "
                 "on its image's grid."
             )
-        if label.is_floating_point():
-            if not torch.isfinite(label).all():
-                raise InputError(f"{_source(d, key)} contains NaN or infinite label values.")
-            fractional = label[label != torch.round(label)]
-            if fractional.numel():
-                raise InputError(
-                    f"{_source(d, key)} holds values that are not whole numbers (e.g. {float(fractional[0]):g}): "
-                    "a label map holds integer structure labels."
-                )
+        check_whole_number_labels(label, _source(d, key))
         found = {int(v) for v in torch.unique(label).tolist()}
         if not self.allow_empty_labels and not (found - {0}):
             raise InputError(f"{_source(d, key)} holds no labelled structure (every voxel is 0).")

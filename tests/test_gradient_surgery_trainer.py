@@ -250,6 +250,30 @@ def test_bad_arguments_and_batches():
         make_trainer(make_net(), bad).run()
 
 
+def test_non_finite_loss_stops_before_the_update_and_names_the_pair():
+    from monai.data import MetaTensor
+
+    from monai_ext.errors import NonFiniteLossError
+
+    batch = make_batches(n_batches=1, batch_size=2)[0]
+    fixed = batch["fixed_image"].clone()
+    fixed[1, 0, 3, 3] = float("nan")
+    names = {"fixed_image": ["f0.nii.gz", "f1.nii.gz"], "moving_image": ["m0.nii.gz", "m1.nii.gz"]}
+    bad = {
+        "fixed_image": MetaTensor(fixed, meta={"filename_or_obj": names["fixed_image"]}),
+        "moving_image": MetaTensor(batch["moving_image"], meta={"filename_or_obj": names["moving_image"]}),
+    }
+    net = make_net()
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"not finite .* epoch 1, iteration 1, on m0.nii.gz -> f0.nii.gz; "
+        r"m1.nii.gz -> f1.nii.gz; training stopped before the weights were updated",
+    ):
+        make_trainer(net, [bad]).run()
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
 def test_monai_dataloader_with_meta_tensors():
     from monai.data import DataLoader, Dataset, MetaTensor
 

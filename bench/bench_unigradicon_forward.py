@@ -100,7 +100,7 @@ def main() -> None:
         for name, label in (
             ("theirs", "unigradicon 1.0.6: what unigradicon-register runs (GradientICONSparse forward)"),
             ("theirs_one", "unigradicon 1.0.6: regis_net alone, one direction"),
-            ("ours", "monai_ext: what monai-register / the bundle run"),
+            ("ours", "monai_ext: the network once, moving to fixed (monai-register without IO)"),
         )
     )
     text = f"""{SECTION}

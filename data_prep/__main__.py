@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_ext.errors import report_input_errors
 from monai_ext.options import check_option, flag
 
 __all__ = ["synthetic", "main"]
@@ -142,17 +143,8 @@ def main() -> None:
 
     from data_prep import prepare_acdc, prepare_lumir, prepare_mnms, prepare_oasis
 
-    debug = _pop_debug(sys.argv)
-    if not debug:  # the converters raise ValueError / OSError only for problems in the user's data
-        previous = sys.excepthook
-
-        def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-            if isinstance(exc, (ValueError, OSError)):
-                print(f"error: {exc}\n(run again with --debug true for the full traceback)", file=sys.stderr)
-            else:
-                previous(exc_type, exc, tb)
-
-        sys.excepthook = hook
+    # the converters raise ValueError / OSError only for problems in the user's data
+    report_input_errors(debug=_pop_debug(sys.argv), user_errors=(ValueError, OSError))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     commands = {"acdc": prepare_acdc, "mnms": prepare_mnms, "lumir": prepare_lumir, "oasis": prepare_oasis}
     fire.Fire(

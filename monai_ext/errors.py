@@ -92,10 +92,14 @@ def _short_input_error_records(make_record: Callable[..., logging.LogRecord]) ->
     return factory
 
 
-def report_input_errors(debug: bool = False) -> None:
+def report_input_errors(debug: bool = False, user_errors: tuple[type[BaseException], ...] = ()) -> None:
     """Make an uncaught :class:`InputError` end the process with ``error: <message>`` (exit status 1)
     and no traceback, and keep its traceback out of the log's records; with ``debug`` tracebacks
-    are printed as usual. Other exceptions are printed by the previous hook, unchanged."""
+    are printed as usual. Other exceptions are printed by the previous hook, unchanged.
+
+    ``user_errors``: further exception types reported the same way, for a command whose errors of
+    those types all concern the user's data (``data_prep``'s converters raise ``ValueError`` /
+    ``OSError`` naming the file)."""
     if not debug and not getattr(logging.getLogRecordFactory(), "_input_error_factory", False):
         logging.setLogRecordFactory(_short_input_error_records(logging.getLogRecordFactory()))
     previous = sys.excepthook
@@ -104,6 +108,8 @@ def report_input_errors(debug: bool = False) -> None:
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         message = None if debug else input_error_message(exc)
+        if message is None and not debug and isinstance(exc, user_errors):
+            message = str(exc)
         if message is None:
             previous(exc_type, exc, tb)
             return

@@ -52,7 +52,7 @@ def test_trained_features_beat_intensities_on_a_thick_slice_pair(thick_slice_pai
     assert tuple(thick_slice_pair["moving_image"].shape[2:]) != tuple(thick_slice_pair["fixed_image"].shape[2:])
     features = build_feature_network("unet", spatial_dims=3, feature_channels=8, channels=[8, 8, 16, 16])
     trained = DIORegistration(features)
-    trained.load_state_dict(torch.load(WEIGHTS, map_location="cpu"))
+    trained.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
     trained.eval()
     intensity = DIORegistration(build_feature_network("intensity", spatial_dims=3))
     scores = {name: _dice(thick_slice_pair, net) for name, net in (("trained", trained), ("intensity", intensity))}

@@ -34,7 +34,7 @@ def test_random_state_round_trip_restores_every_generator():
     assert draws(transform) == first
 
 
-def _saved(obj, path=None):
+def _saved(obj):
     import io
 
     buffer = io.BytesIO()

@@ -11,12 +11,14 @@ Measures, in one run on one machine, forward + backward of
 on one volume (default 160 x 192 x 224, batch 1, float32), gradients w.r.t. the moving image
 (LNCC) and both displacement fields (GradICON).
 
-Each case runs in its own process: time is the median of ``--repeats`` runs after one warm-up
-run; peak memory is the rise of the process's peak resident set size (``ru_maxrss``) during
-the warm-up run over its value once the inputs exist (CPU), or ``torch.cuda.max_memory_allocated``
+Time: every case is built in one process and, after a warm-up run each, the runs alternate over
+the cases ``--repeats`` times (ours, theirs, ours, ...), so that a change of machine load hits all
+alike; the table gives the median and the range, the ratios are those of the medians. Peak memory:
+each case once more in its own process, the rise of the peak resident set size (``ru_maxrss``)
+during one run over its value once the inputs exist (CPU), or ``torch.cuda.max_memory_allocated``
 minus the inputs (GPU).
 
-Usage: python bench/bench_gradicon_losses.py [--size 160 192 224] [--repeats 3] [--device cpu] [--write]
+Usage: python bench/bench_gradicon_losses.py [--size 160 192 224] [--repeats 3] [--threads 2] [--device cpu] [--write]
 (``--write`` puts the table into bench/README.md as the section "GradICON losses").
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import describe_machine, synchronize
+from machine import code_commit, describe_machine, synchronize
 from readme_section import write_readme_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +108,18 @@ def _loss_function(case: str, size: tuple[int, ...], device: torch.device):
     raise ValueError(f"unknown case {case!r}; valid: {sorted(CASES)}")
 
 
-def run_case(case: str, size: tuple[int, ...], repeats: int, device: torch.device) -> dict:
-    """One case in this process: warm-up run (peak memory), then ``repeats`` timed runs."""
+def _step(loss_fn, inputs, device: torch.device) -> float:
+    for x in inputs:
+        x.grad = None
+    torch.manual_seed(0)  # the same sample-point perturbation for ours and ICON's (one randn each)
+    loss = loss_fn(*inputs)
+    loss.backward()
+    synchronize(device)
+    return float(loss)
+
+
+def peak_memory(case: str, size: tuple[int, ...], device: torch.device) -> dict:
+    """One run of one case in this (fresh) process: its loss value and peak memory above the inputs."""
     torch.manual_seed(0)
     loss_fn = _loss_function(case, size, device)
     inputs = _inputs(case, size, device)
@@ -114,51 +127,50 @@ def run_case(case: str, size: tuple[int, ...], repeats: int, device: torch.devic
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else _peak_bytes(device)
+    value = _step(loss_fn, inputs, device)
+    return {"case": case, "value": value, "peak_mib": (_peak_bytes(device) - base) / 2**20}
 
-    def step() -> float:
-        for x in inputs:
-            x.grad = None
-        loss = loss_fn(*inputs)
-        loss.backward()
-        synchronize(device)
-        return float(loss)
 
-    start = time.perf_counter()
-    value = step()
-    first = time.perf_counter() - start
-    peak = _peak_bytes(device) - base
-    times = []
+def interleaved_times(cases: list[str], size: tuple[int, ...], repeats: int, device: torch.device) -> dict:
+    """Every case in this process; a warm-up run each, then ``repeats`` rounds over the cases."""
+    built = {}
+    for case in cases:
+        torch.manual_seed(0)
+        built[case] = (_loss_function(case, size, device), _inputs(case, size, device))
+    values = {case: _step(fn, inputs, device) for case, (fn, inputs) in built.items()}
+    times: dict[str, list[float]] = {case: [] for case in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return {
-        "case": case,
-        "value": value,
-        "first_s": first,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "peak_mib": peak / 2**20,
-    }
+        for case, (fn, inputs) in built.items():
+            start = time.perf_counter()
+            _step(fn, inputs, device)
+            times[case].append(time.perf_counter() - start)
+    return {"values": values, "times": times}
 
 
-def _table(results: list[dict], size: tuple[int, ...], repeats: int, device: torch.device) -> str:
-    by_case = {r["case"]: r for r in results}
-    timing = "one run after a warm-up run" if repeats == 1 else f"median of {repeats} runs after a warm-up run"
+def _table(results: dict, memory: dict, args: argparse.Namespace, device: torch.device, load: list[float]) -> str:
+    size = tuple(args.size)
+    median = {case: statistics.median(t) for case, t in results["times"].items()}
     lines = [
         SECTION,
         "",
-        f"`python bench/bench_gradicon_losses.py --size {' '.join(map(str, size))} --repeats {repeats} "
-        f"--device {device.type}`: forward + backward on one {'x'.join(map(str, size))} volume, batch 1, "
-        f"float32. Machine: {describe_machine(device)}. Time: {timing}; memory: "
-        f"peak {'GPU memory allocated' if device.type == 'cuda' else 'resident set size'} above the inputs, "
-        "each case in its own process. Ratios are ours / theirs, measured in this one run.",
+        f"`python bench/bench_gradicon_losses.py --size {' '.join(map(str, size))} --repeats {args.repeats} "
+        f"--threads {args.threads} --device {device.type} --write`: forward + backward on one "
+        f"{'x'.join(map(str, size))} volume, batch 1, float32; gradients w.r.t. the moving image (LNCC) and "
+        f"both displacement fields (GradICON). Time: every case built in one process, a warm-up run each, then "
+        f"{args.repeats} rounds alternating over the cases; median and range. Memory: peak "
+        f"{'GPU memory allocated' if device.type == 'cuda' else 'resident set size'} above the inputs, each case "
+        f"in its own process. Machine: {describe_machine(device)}; commit {code_commit()}; 1-minute load average "
+        f"{load[0]:.1f} at the start, {load[1]:.1f} at the end. Ratios are ours / theirs (medians), in this one run.",
         "",
-        "| case | loss value | time (s) | peak memory (MiB) |",
-        "|---|---|---|---|",
+        "| case | loss value | median time (s) | range (s) | peak memory (MiB) |",
+        "|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(f"| {CASES[r['case']]} | {r['value']:.6f} | {r['median_s']:.2f} | {r['peak_mib']:.0f} |")
+    for case, t in results["times"].items():
+        peak = memory.get(case, {}).get("peak_mib")
+        lines.append(
+            f"| {CASES[case]} | {results['values'][case]:.6f} | {median[case]:.2f} | {min(t):.2f} - {max(t):.2f} | "
+            f"{'-' if peak is None else f'{peak:.0f}'} |"
+        )
     lines.append("")
     for ours, theirs in (
         ("lncc_ours", "lncc_icon"),
@@ -166,12 +178,16 @@ def _table(results: list[dict], size: tuple[int, ...], repeats: int, device: tor
         ("lncc_ours", "lncc_monai15"),
         ("gradicon_ours", "gradicon_icon"),
     ):
-        if ours in by_case and theirs in by_case:
-            a, b = by_case[ours], by_case[theirs]
-            lines.append(
+        if ours in median and theirs in median:
+            line = (
                 f"- {CASES[ours].split(':')[0]}, ours / {CASES[theirs].split(':', 1)[1].strip()}: time "
-                f"{a['median_s'] / b['median_s']:.2f}x, peak memory {a['peak_mib'] / max(b['peak_mib'], 1e-9):.2f}x"
+                f"**{median[ours] / median[theirs]:.2f}x**"
             )
+            if ours in memory and theirs in memory:
+                line += f", peak memory {memory[ours]['peak_mib'] / max(memory[theirs]['peak_mib'], 1e-9):.2f}x"
+            value_ours, value_theirs = results["values"][ours], results["values"][theirs]
+            line += f"; loss values differ by {abs(value_ours - value_theirs) / abs(value_theirs):.1e} (relative)"
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -179,35 +195,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, nargs=3, default=[160, 192, 224])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--no_memory", action="store_true", help="skip the per-case memory processes")
     parser.add_argument("--write", action="store_true", help="put the results into bench/README.md")
-    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case's memory, print JSON
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     size = tuple(args.size)
     if args.case:
-        print(json.dumps(run_case(args.case, size, args.repeats, device)))
+        print(json.dumps(peak_memory(args.case, size, device)))
         return
-    results = []
-    for case in args.cases:
-        command = [
-            sys.executable,
-            __file__,
-            "--case",
-            case,
-            "--size",
-            *map(str, size),
-            "--repeats",
-            str(args.repeats),
-            "--device",
-            args.device,
-        ]
+    memory = {}
+    for case in [] if args.no_memory else args.cases:
+        command = [sys.executable, __file__, "--case", case, "--size", *map(str, size)]
+        command += ["--threads", str(args.threads), "--device", args.device]
         out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        print(f"{case}: {result}", file=sys.stderr)
-        results.append(result)
-    text = _table(results, size, args.repeats, device)
+        memory[case] = json.loads(out.strip().splitlines()[-1])
+        print(f"{case}: {memory[case]}", file=sys.stderr)
+    load = [os.getloadavg()[0]]
+    results = interleaved_times(args.cases, size, args.repeats, device)
+    load.append(os.getloadavg()[0])
+    text = _table(results, memory, args, device, load)
     print(text)
     if args.write:
         write_readme_section(SECTION, text)

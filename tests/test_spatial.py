@@ -10,6 +10,7 @@ from monai_ext.spatial import (
     compose_ddf,
     ddf_to_icon_map,
     ddf_to_world_displacement,
+    grid_sample_at,
     icon_map_to_ddf,
     identity_grid,
     integrate_velocity,
@@ -299,3 +300,40 @@ def test_a_field_computed_on_the_canonical_array_moves_the_same_world_points():
     world_stored = LIA @ torch.tensor([1.0, 2.0, 3.0, 1.0], dtype=torch.float64)
     world_canonical = canonical_affine(LIA, *axes, shape) @ torch.cat([canonical_point[0].double(), torch.ones(1)])
     torch.testing.assert_close(world_stored, world_canonical)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_grid_sample_at_splits_a_batch_1_volume_over_threads_with_the_same_values_and_gradients(mode):
+    # 3-D grid_sample runs the points of one batch item on one thread; grid_sample_at deals a batch-1
+    # volume's points out as a batch of chunks. Values and both gradients must equal the single call's.
+    from monai_ext.spatial.sampling import _thread_chunks
+
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(1, 3, 20, 22, 24, generator=generator, requires_grad=True)
+    grid = (torch.rand(1, 41, 43, 39, 3, generator=generator) * 2.4 - 1.2).requires_grad_()  # odd count: padding
+    upstream = torch.randn(1, 3, 41, 43, 39, generator=generator)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _thread_chunks(values, grid) == 2
+        split = grid_sample_at(values, grid, mode=mode)
+        grads_split = torch.autograd.grad((split * upstream).sum(), [values, grid])
+    finally:
+        torch.set_num_threads(threads)
+    reference = torch.nn.functional.grid_sample(values, grid, mode=mode, padding_mode="border", align_corners=True)
+    grads_reference = torch.autograd.grad((reference * upstream).sum(), [values, grid])
+    assert torch.equal(split, reference)
+    torch.testing.assert_close(grads_split[0], grads_reference[0], rtol=1e-5, atol=1e-5)
+    assert torch.equal(grads_split[1], grads_reference[1])
+
+
+def test_warp_image_3d_matches_monai_warp():
+    from monai.networks.blocks import Warp
+
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 2, 40, 40, 44, generator=generator)
+    ddf = 3 * torch.randn(1, 3, 40, 40, 44, generator=generator)
+    for mode in ("bilinear", "nearest"):
+        for padding in ("border", "zeros"):
+            expected = Warp(mode=mode, padding_mode=padding)(image, ddf)
+            torch.testing.assert_close(warp_image(image, ddf, mode=mode, padding_mode=padding), expected)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import DVF2DDF, Warp
 
 from monai_ext.options import check_option
+from monai_ext.spatial.sampling import grid_sample_at, voxel_to_normalized
 
 __all__ = [
     "WARP_MODES",
@@ -120,10 +121,19 @@ def warp_image(
         raise ValueError(
             f"image must be a floating point tensor, got dtype {image.dtype}; use warp_label for label maps."
         )
-    warp = _make_warp(mode, padding_mode)
-    dtype = torch.promote_types(image.dtype, ddf.dtype)
-    warped = warp(image.to(dtype), ddf.to(device=image.device, dtype=dtype))
-    return warped.to(image.dtype)
+    out_dtype, dtype = image.dtype, torch.promote_types(image.dtype, ddf.dtype)
+    image, ddf = image.to(dtype), ddf.to(device=image.device, dtype=dtype)
+    if mode == "bicubic" or image.ndim != 5:
+        warped = _make_warp(mode, padding_mode)(image, ddf)
+    else:
+        # Trilinear / nearest 3-D: the same grid_sample call as MONAI Warp's, through grid_sample_at,
+        # which uses every CPU thread for a batch-1 volume (Warp's call runs on one).
+        check_option("mode", mode, WARP_MODES)
+        check_option("padding_mode", padding_mode, PADDING_MODES)
+        shape = list(ddf.shape[2:])
+        points = (identity_grid(shape, device=ddf.device, dtype=dtype).unsqueeze(0) + ddf).movedim(1, -1)
+        warped = grid_sample_at(image, voxel_to_normalized(points.flip(-1), shape[::-1]), mode, padding_mode)
+    return warped.to(out_dtype)
 
 
 def warp_label(label: torch.Tensor, ddf: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,59 @@ def grid_sample_at(
     """
     if grid.shape[0] != values.shape[0]:
         grid = grid.expand([values.shape[0]] + list(grid.shape[1:]))
+    if not torch.jit.is_scripting():
+        chunks = _thread_chunks(values, grid)
+        if chunks > 1:
+            return _grid_sample_in_chunks(values, grid, mode, padding_mode, chunks)
     return F.grid_sample(values, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+# PyTorch's CPU kernel of 3-D grid_sample (forward and backward) runs its batch items in parallel
+# and the points of one item on one thread, so a batch-1 volume leaves every other core idle. The
+# points are dealt out as a batch of chunks over the same (expanded, not copied) values instead;
+# the backward then gives each chunk its own gradient of the values (summed by autograd), which
+# is why the number of chunks is bounded by a memory budget when the values need a gradient.
+_POINTS_PER_CHUNK = 1 << 15
+_GRADIENT_COPIES_BUDGET = 1 << 28  # elements of the per-chunk value gradients (1 GiB in float32)
+
+
+@torch.jit.unused
+def _thread_chunks(values: torch.Tensor, grid: torch.Tensor) -> int:
+    """How many chunks to split a batch-1 3-D CPU ``grid_sample`` into (1: do not split)."""
+    if values.device.type != "cpu" or values.ndim != 5 or values.shape[0] != 1:
+        return 1
+    points = grid.numel() // grid.shape[-1]
+    chunks = min(torch.get_num_threads(), points // _POINTS_PER_CHUNK)
+    if values.requires_grad and torch.is_grad_enabled():
+        chunks = min(chunks, _GRADIENT_COPIES_BUDGET // max(values.numel(), 1))
+    # a count that divides the points needs no padding (a copy of the grid); the points of a
+    # volume almost always have one
+    for divisor in range(chunks, max(chunks // 2, 1), -1):
+        if points % divisor == 0:
+            return divisor
+    return max(chunks, 1)
+
+
+@torch.jit.unused
+def _grid_sample_in_chunks(
+    values: torch.Tensor, grid: torch.Tensor, mode: str, padding_mode: str, chunks: int
+) -> torch.Tensor:
+    """``grid_sample`` of batch-1 ``values`` at ``grid (1, *P, 3)`` as ``chunks`` batch items."""
+    channels, out_shape = values.shape[1], grid.shape[1:-1]
+    flat = grid.reshape(1, -1, grid.shape[-1])
+    count = flat.shape[1]
+    per_chunk = -(-count // chunks)
+    if per_chunk * chunks > count:  # pad with copies of a real point; their outputs are dropped
+        flat = torch.cat([flat, flat[:, :1].expand(1, per_chunk * chunks - count, flat.shape[-1])], dim=1)
+    sampled = F.grid_sample(
+        values.expand((chunks,) + values.shape[1:]),
+        flat.reshape(chunks, 1, 1, per_chunk, flat.shape[-1]),
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=True,
+    )
+    sampled = sampled.reshape(chunks, channels, per_chunk).transpose(0, 1).reshape(1, channels, -1)
+    return sampled[..., :count].reshape((1, channels) + out_shape)
 
 
 def sample_at_points(values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

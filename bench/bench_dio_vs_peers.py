@@ -67,7 +67,7 @@ def dio_method(setting: dict) -> Registration:
     network = DIORegistration(build_feature_network("intensity", spatial_dims=3), MultiScaleSolver(**setting))
 
     def register(fixed: np.ndarray, moving: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.no_grad():  # the solver differentiates its objective inside (not inference_mode)
             pair = [torch.from_numpy(a)[None, None] for a in (fixed, moving)]
             return network.register(*pair).full_resolution_ddfs[-1]
 
@@ -135,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(args.threads)
+    os.environ["TQDM_DISABLE"] = "1"  # FireANTs' per-iteration progress bars
     pairs = [make_pair(args.size, seed, args.amplitude) for seed in range(args.pairs)]
     methods: dict[str, Registration] = {name: dio_method(setting) for name, setting in DIO_SETTINGS.items()}
     methods[FIREANTS] = fireants_method

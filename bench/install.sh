@@ -24,8 +24,8 @@ PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --no-deps "icon_registration==1.1.9" "unigradicon==1.0.6" "footsteps>=0.1.6"
 "$PY" -m pip install --quiet "antspyx==0.6.3" "numpy<2.4" "scipy<1.16"
 "$PY" -m pip install --quiet --no-deps "fireants==1.5.0"
-"$PY" -m pip install --quiet "hydra-core>=1.3" "scikit-image>=0.22" "pandas" "tqdm" "numpy<2.4" "scipy<1.16"
+"$PY" -m pip install --quiet "hydra-core>=1.3" "scikit-image>=0.22" "pandas" "tqdm" "SimpleITK>=2.2" "numpy<2.4" "scipy<1.16"
 "$PY" - <<'PYTHON'
-import ants, fireants, icon_registration, torch, unigradicon  # noqa: F401  every peer imports
+import ants, fireants.registration.greedy, icon_registration, torch, unigradicon  # noqa: F401  every peer imports
 print(f"bench environment ready: torch {torch.__version__}, antspyx {ants.__version__}, fireants, unigradicon")
 PYTHON

@@ -135,7 +135,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(args.threads)
-    os.environ["TQDM_DISABLE"] = "1"  # FireANTs' per-iteration progress bars
     pairs = [make_pair(args.size, seed, args.amplitude) for seed in range(args.pairs)]
     methods: dict[str, Registration] = {name: dio_method(setting) for name, setting in DIO_SETTINGS.items()}
     methods[FIREANTS] = fireants_method

@@ -13,6 +13,7 @@ exceptions, which are bugs, keep their full traceback, as does every error with 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -114,6 +115,14 @@ def report_input_errors(debug: bool = False, user_errors: tuple[type[BaseExcepti
             previous(exc_type, exc, tb)
             return
         print(f"error: {message}\n(run again with --debug true for the full traceback)", file=sys.stderr)
+        # End the process here. A data loader's worker threads may still be inside native code
+        # (MONAI's CacheDataset fills its cache from a thread pool), and finalising the interpreter
+        # under them can abort it ("terminate called without an active exception", status -6)
+        # instead of exiting with status 1. Outputs are written atomically, so none is left half-made.
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(1)
 
     hook._input_error_hook = True  # type: ignore[attr-defined]
     hook._previous = previous  # type: ignore[attr-defined]

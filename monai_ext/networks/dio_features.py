@@ -34,6 +34,7 @@ from monai.networks.layers.simplelayers import separable_filtering
 from torch import nn
 
 from monai_ext.options import check_option
+from monai_ext.spatial.sampling import grid_sample_at
 
 __all__ = [
     "LargeKernelBlock",
@@ -128,8 +129,7 @@ def _corner_aligned(feature: torch.Tensor, spatial: Sequence[int], scale: int) -
         positions = positions * ((n - 1) / (m - 1) / scale) if m > 1 else positions
         axes.append(2.0 * positions / max(size - 1, 1) - 1.0)
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).flip(-1)
-    grid = grid.unsqueeze(0).expand(feature.shape[0], *grid.shape)
-    return F.grid_sample(feature, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return grid_sample_at(feature, grid.unsqueeze(0))
 
 
 class LargeKernelBlock(nn.Module):

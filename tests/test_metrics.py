@@ -241,6 +241,18 @@ def test_ndv_matches_vertex_loop_on_random_field():
     assert value == pytest.approx(_ndv_by_vertex_loop(ddf), rel=1e-10)
 
 
+def test_ndv_in_slabs_matches_vertex_loop(monkeypatch):
+    # slabs of 2 rows of the first axis (the last one a single row): folds on slab boundaries count once
+    import monai_ext.metrics.jacobian as jacobian
+
+    monkeypatch.setattr(jacobian, "_SLAB_ELEMENTS", 2 * 3 * 5)
+    rng = np.random.default_rng(2)
+    ddf = rng.normal(scale=0.7, size=(3, 5, 3, 5))
+    value = non_diffeomorphic_volume(torch.from_numpy(ddf)[None]).item()
+    assert value > 0.0
+    assert value == pytest.approx(_ndv_by_vertex_loop(ddf), rel=1e-10)
+
+
 # ----------------------------------------------------------------------------- Dice and HD95
 
 
@@ -339,6 +351,33 @@ def test_hd95_matches_monai_on_one_hot(ndim):
     assert both.sum() == 7  # 4 and 207 everywhere, 11 in item 0 only
     torch.testing.assert_close(hd[both], reference[both].float())
     assert hd[~both].isnan().all()
+
+
+@pytest.mark.parametrize("spacing", [None, (1.0, 2.0, 0.5)])
+def test_hd95_of_small_structures_at_the_grid_border_matches_monai(spacing):
+    # structures much smaller than the grid, at a corner, along a face and inside, so that each
+    # label's crop is a small box, clipped by the grid where the structure touches it
+    rng = np.random.default_rng(3)
+    pred = torch.zeros(1, 1, 40, 36, 30, dtype=torch.int64)
+    ref = torch.zeros_like(pred)
+    for label_map in (pred, ref):
+        corner = rng.integers(0, 2, size=(5, 4, 6))
+        label_map[0, 0, :5, :4, :6][corner > 0] = 3
+        face = rng.integers(0, 2, size=(8, 7, 3))
+        label_map[0, 0, 10:18, 20:27, -3:][face > 0] = 8
+        inner = rng.integers(0, 2, size=(6, 6, 6))
+        label_map[0, 0, 25:31, 5:11, 12:18][inner > 0] = 21
+    labels = [21, 3, 8]
+    hd = hd95_per_label(pred, ref, labels, spacing=spacing or 1.0)
+    reference = compute_hausdorff_distance(
+        torch.cat([(pred == v).float() for v in labels], 1),
+        torch.cat([(ref == v).float() for v in labels], 1),
+        include_background=True,
+        percentile=95,
+        spacing=spacing or 1.0,
+    )
+    assert torch.isfinite(hd).all() and (hd > 0).all()
+    torch.testing.assert_close(hd, reference.float())
 
 
 def test_hd95_of_offset_stripes_with_anisotropic_spacing():

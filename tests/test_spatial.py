@@ -337,3 +337,20 @@ def test_warp_image_3d_matches_monai_warp():
         for padding in ("border", "zeros"):
             expected = Warp(mode=mode, padding_mode=padding)(image, ddf)
             torch.testing.assert_close(warp_image(image, ddf, mode=mode, padding_mode=padding), expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 11, 9, 14), (1, 2, 8, 13), (3, 1, 17)])
+def test_replicate_separable_filtering_equals_monai(shape):
+    from monai.networks.layers import gaussian_1d, separable_filtering
+
+    from monai_ext.spatial import replicate_separable_filtering
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(len(shape)))
+    ndim = len(shape) - 2
+    widths = [gaussian_1d(torch.tensor(s), truncated=3.0, normalize=True) for s in (1.0, 0.5, 2.0)][:ndim]
+    kernels = widths[:-1] + [torch.ones(1)] if ndim > 1 else widths  # an axis left alone
+    for chosen in (widths, kernels):
+        expected = separable_filtering(x, chosen, mode="replicate")
+        assert torch.equal(replicate_separable_filtering(x, chosen), expected)
+    constant = torch.full(shape, 2.5)
+    torch.testing.assert_close(replicate_separable_filtering(constant, widths), constant)

@@ -19,6 +19,7 @@ Every measure accepts an optional ``mask`` restricting it to a region: shape ``(
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -69,14 +70,15 @@ def _check_mask(mask: torch.Tensor | None, batch: int, spatial: tuple[int, ...],
     return (mask > 0).expand(batch, *spatial)
 
 
-def _det(m: torch.Tensor) -> torch.Tensor:
-    """Determinant of ``m`` with shape (d, d, ...) for d in (2, 3), written out (exact, differentiable)."""
-    if m.shape[0] == 2:
-        return m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+def _det(m) -> torch.Tensor:
+    """Determinant of ``m`` with shape (d, d, ...) for d in (2, 3) (a tensor, or nested lists of
+    tensors: ``m[i][k]``), written out (exact, differentiable)."""
+    if len(m) == 2:
+        return m[0][0] * m[1][1] - m[0][1] * m[1][0]
     return (
-        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
-        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
-        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     )
 
 
@@ -156,6 +158,9 @@ def std_log_jacobian(ddf: torch.Tensor, mask: torch.Tensor | None = None, eps: f
     return torch.sqrt((centred * centred * m).sum(dims) / count)
 
 
+_SLAB_ELEMENTS = 1 << 18  # voxels per slab of non_diffeomorphic_volume
+
+
 def _simplex_offsets(ndim: int) -> list[tuple[tuple[int, ...], ...]]:
     """Edge offsets (one per column) of the simplices attached to each voxel (Liu et al. 2024, Sec. 4).
 
@@ -195,26 +200,30 @@ def simplex_jacobian_determinants(ddf: torch.Tensor) -> torch.Tensor:
         (``+++ ... ---`` then the two central tetrahedra).
     """
     ddf = _check_ddf(ddf)
-    ndim = ddf.shape[1]
-    spatial = ddf.shape[2:]
-    padded = F.pad(ddf, (1, 1) * ndim, mode="replicate")
+    padded = F.pad(ddf, (1, 1) * ddf.shape[1], mode="replicate")
+    return torch.stack(list(_simplex_determinants(padded, 0, ddf.shape[2])), dim=1)
+
+
+def _simplex_determinants(padded: torch.Tensor, start: int, stop: int) -> Iterator[torch.Tensor]:
+    """The ``(B, stop - start, ...)`` determinants of :func:`simplex_jacobian_determinants` on the slab
+    ``start:stop`` of the first spatial axis, one simplex at a time, from the field ``padded`` by one
+    voxel (edge replication); a consumer that reduces them never holds all S of them."""
+    ndim = padded.shape[1]
+    spatial = [stop - start] + [n - 2 for n in padded.shape[3:]]
+    origin = [1 + start] + [1] * (ndim - 1)
 
     def shifted(offset: tuple[int, ...]) -> torch.Tensor:
-        # u(x + offset) on the original grid, read from the padded field
-        index = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, spatial))
+        # u(x + offset) for the voxels x of the slab
+        index = tuple(slice(c + o, c + o + n) for c, o, n in zip(origin, offset, spatial))
         return padded[(slice(None), slice(None), *index)]
 
-    dets = []
+    centre = shifted((0,) * ndim)
     for edges in _simplex_offsets(ndim):
-        # column k: phi(x + o_k) - phi(x) = o_k + u(x + o_k) - u(x); component i on axis 0
-        cols = []
-        for o in edges:
-            step = torch.tensor(o, dtype=ddf.dtype, device=ddf.device).reshape(1, ndim, *([1] * ndim))
-            cols.append(step + shifted(o) - ddf)
-        mat = torch.stack(cols, dim=2).movedim((1, 2), (0, 1))  # (i, k, B, *spatial)
+        # column k: phi(x + o_k) - phi(x) = o_k + u(x + o_k) - u(x); entry (i, k) is its component i
+        columns = [shifted(o) - centre for o in edges]
+        matrix = [[columns[k][:, i] + float(edges[k][i]) for k in range(ndim)] for i in range(ndim)]
         orientation = 1.0 if _det(torch.tensor(edges, dtype=torch.float64).T) > 0 else -1.0
-        dets.append(orientation * _det(mat))
-    return torch.stack(dets, dim=1)
+        yield orientation * _det(matrix)
 
 
 def non_diffeomorphic_volume(ddf: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -239,10 +248,17 @@ def non_diffeomorphic_volume(ddf: torch.Tensor, mask: torch.Tensor | None = None
     Returns:
         ``(B,)`` percentage; NaN for an item whose mask is empty.
     """
-    dets = simplex_jacobian_determinants(ddf)
-    ndim = dets.ndim - 2
-    factorial = 2.0 if ndim == 2 else 6.0
-    per_voxel = 0.5 * torch.clamp(-dets, min=0).sum(1) / factorial
+    ddf = _check_ddf(ddf)
+    factorial = 2.0 if ddf.shape[1] == 2 else 6.0
+    padded = F.pad(ddf, (1, 1) * ddf.shape[1], mode="replicate")
+    flipped = torch.zeros_like(ddf[:, 0])
+    # slabs of the first axis, so that the simplices' temporaries of one slab stay in the CPU's cache
+    rows = max(1, _SLAB_ELEMENTS // max(ddf[0, 0, 0].numel(), 1))
+    for start in range(0, ddf.shape[2], rows):
+        stop = min(start + rows, ddf.shape[2])
+        for determinant in _simplex_determinants(padded, start, stop):
+            flipped[:, start:stop] += torch.clamp(-determinant, min=0)
+    per_voxel = 0.5 * flipped / factorial
     m = _check_mask(mask, per_voxel.shape[0], tuple(per_voxel.shape[1:]), per_voxel.device).to(per_voxel.dtype)
     dims = tuple(range(1, per_voxel.ndim))
     return 100.0 * (per_voxel * m).sum(dims) / m.sum(dims)

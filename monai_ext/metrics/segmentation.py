@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_hausdorff_distance
 from monai.utils import convert_to_tensor
+from scipy import ndimage
 
 __all__ = ["dice_per_label", "hd95_per_label"]
 
@@ -74,6 +75,34 @@ def _label_index(label_map: torch.Tensor, labels: list[int]) -> torch.Tensor:
     position = torch.searchsorted(sorted_values, values).clamp_(max=len(labels) - 1)
     found = sorted_values[position] == values  # NaN and values not listed are never found
     return torch.where(found, order[position], torch.full_like(position, len(labels)))
+
+
+def _label_boxes(pred: torch.Tensor, ref: torch.Tensor, labels: list[int]) -> list[tuple[slice, ...]]:
+    """Per label, the box holding it in ``pred`` or ``ref`` (``(*spatial)`` maps), grown by one voxel
+    and clipped to the grid; an empty box where the label is in neither.
+
+    ``compute_hausdorff_distance`` crops to the same box (one-voxel margin, zeros beyond the grid), so
+    scoring the crop gives the same distances while each label costs the size of its box, not of the
+    grid. ``scipy.ndimage.find_objects`` finds the boxes of every label in one pass (torch has no
+    such reduction).
+    """
+    shape = tuple(pred.shape)
+    size = len(labels)
+    boxes: list[tuple[slice, ...]] = [tuple(slice(0, 0) for _ in shape)] * size
+    found: list[list[tuple[slice, ...] | None]] = []
+    for label_map in (pred, ref):
+        # positions 1..L for the listed labels, 0 for any other value
+        index = _label_index(label_map.reshape(1, -1), labels).reshape(shape)
+        index = torch.where(index < size, index + 1, 0).to(torch.int32).cpu().numpy()
+        found.append(ndimage.find_objects(index, max_label=size))
+    for position, (in_pred, in_ref) in enumerate(zip(*found)):
+        present = [box for box in (in_pred, in_ref) if box is not None]
+        if present:
+            boxes[position] = tuple(
+                slice(max(min(b[axis].start for b in present) - 1, 0), min(max(b[axis].stop for b in present) + 1, n))
+                for axis, n in enumerate(shape)
+            )
+    return boxes
 
 
 def _joint_counts(pred: torch.Tensor, ref: torch.Tensor, labels: list[int]) -> torch.Tensor:
@@ -199,24 +228,22 @@ def hd95_per_label(
     if scored is not None:
         both &= scored
     hd = torch.full(both.shape, float("nan"), dtype=torch.float32, device=pred.device)
-    # One binary channel at a time, and only for the items holding the label in both maps (the others
-    # are NaN anyway): memory O(voxels), and no distance transform of empty masks.
-    for index, value in enumerate(labels):
-        items = torch.nonzero(both[:, index]).flatten()
-        if items.numel() == 0:
-            continue
-        with warnings.catch_warnings():
-            # raised by MONAI's own internal call of get_mask_edges, not by our arguments
-            warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
-            hd[items, index] = (
-                compute_hausdorff_distance(
-                    (pred[items] == value).float(),
-                    (ref[items] == value).float(),
+    # One binary channel at a time, cropped to the label's box in either map, and only for the items
+    # holding the label in both maps (the others are NaN anyway): memory O(voxels), and no pass over
+    # the whole grid per label.
+    for item in torch.nonzero(both.any(1)).flatten().tolist():
+        boxes = _label_boxes(pred[item, 0], ref[item, 0], labels)
+        for index in torch.nonzero(both[item]).flatten().tolist():
+            crop = (slice(item, item + 1), slice(None)) + boxes[index]
+            with warnings.catch_warnings():
+                # raised by MONAI's own internal call of get_mask_edges, not by our arguments
+                warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
+                distance = compute_hausdorff_distance(
+                    (pred[crop] == labels[index]).float(),
+                    (ref[crop] == labels[index]).float(),
                     include_background=True,
                     percentile=percentile,
-                    spacing=[spacing_list[i] for i in items.tolist()],
-                )[:, 0]
-                .float()
-                .to(hd.device)
-            )
+                    spacing=[spacing_list[item]],
+                )
+            hd[item, index] = distance[0, 0].float().to(hd.device)
     return hd

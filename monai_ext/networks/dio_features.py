@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.layers.convutils import gaussian_1d
 from monai.networks.layers.factories import Act, Conv
-from monai.networks.layers.simplelayers import separable_filtering
 from torch import nn
 
 from monai_ext.options import check_option
+from monai_ext.spatial.filtering import replicate_separable_filtering
 from monai_ext.spatial.sampling import grid_sample_at
 
 __all__ = [
@@ -388,8 +388,9 @@ class IntensityPyramid(nn.Module):
     classical multi-scale registration does; replicate padding, so a constant image stays
     constant), then bi/trilinear resampling with ``align_corners=True`` onto ``ceil(N / s)`` voxels
     per axis covering the same field of view (corner-aligned). Level 1 is the image itself. No
-    trainable parameters. Blurring uses MONAI's ``gaussian_1d`` + ``separable_filtering`` rather than
-    ``GaussianFilter`` because the latter pads with zeros, which darkens the borders.
+    trainable parameters. Blurring uses MONAI's ``gaussian_1d`` kernel with edge replication
+    (``replicate_separable_filtering``) rather than ``GaussianFilter``, which pads with zeros and so
+    darkens the borders.
 
     Args:
         scales: positive integer downsampling factors, strictly decreasing (coarse -> fine).
@@ -422,7 +423,7 @@ class IntensityPyramid(nn.Module):
             if self.sigma_per_scale:
                 sigma = torch.tensor(0.5 * scale)
                 kernel = gaussian_1d(sigma, truncated=self.truncated, normalize=True).to(image)
-                x = separable_filtering(x, [kernel] * (image.ndim - 2), mode="replicate")
+                x = replicate_separable_filtering(x, [kernel] * (image.ndim - 2))
             outputs.append(F.interpolate(x, size=_level_shape(spatial, scale), mode=mode, align_corners=True))
         return outputs
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from monai.networks.layers import gaussian_1d, separable_filtering
+from monai.networks.layers import gaussian_1d
 
 from monai_ext.options import check_option
 from monai_ext.spatial import (
@@ -35,6 +35,7 @@ from monai_ext.spatial import (
     identity_grid,
     integrate_velocity,
     normalized_to_voxel,
+    replicate_separable_filtering,
     resize_ddf,
     voxel_to_normalized,
 )
@@ -54,13 +55,12 @@ __all__ = [
 
 
 def gaussian_smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of ``(B, C, *spatial)`` (MONAI's kernel and filtering), with
-    replicate padding so that a translation stays a translation (MONAI's ``GaussianFilter`` pads
-    with zeros)."""
+    """Separable Gaussian smoothing of ``(B, C, *spatial)`` (MONAI's kernel), with replicate padding
+    so that a translation stays a translation (MONAI's ``GaussianFilter`` pads with zeros)."""
     if sigma <= 0:
         return field
     kernel = gaussian_1d(torch.tensor(float(sigma)), truncated=3.0, normalize=True).to(field)
-    return separable_filtering(field, [kernel] * (field.ndim - 2), mode="replicate")
+    return replicate_separable_filtering(field, [kernel] * (field.ndim - 2))
 
 
 class TransformModel:

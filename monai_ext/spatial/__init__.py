@@ -10,7 +10,8 @@ grids that the rest of ``monai_ext`` uses.
 - :mod:`.normalized_affine`: resampling through an affine map of normalised coordinates;
 - :mod:`.affines`: per-item voxel-to-world affines of a batch and the voxel spacing;
 - :mod:`.orientation`: exact reordering of array axes into RAS storage order and back;
-- :mod:`.voxel_size`: an image resampled to another voxel size in the same normalised frame.
+- :mod:`.voxel_size`: an image resampled to another voxel size in the same normalised frame;
+- :mod:`.filtering`: separable filtering with edge replication (Gaussian smoothing of fields and images).
 
 This package imports only torch, numpy and MONAI: networks, solvers, losses and metrics build on it.
 """
@@ -30,6 +31,7 @@ from .ddf import (
     warp_label,
 )
 from .displacement_chain import chain_displacement, evaluate_displacement_chain
+from .filtering import replicate_separable_filtering
 from .normalized_affine import RESAMPLE_MODES, resample_normalized_affine
 from .orientation import (
     canonical_affine,
@@ -52,6 +54,7 @@ from .voxel_size import endpoint_shape, resample_to_spacing
 from .world import fixed_to_moving_matrix, sample_moving, transform_points, warp_moving
 
 __all__ = [
+    "replicate_separable_filtering",
     "endpoint_shape",
     "resample_to_spacing",
     "WARP_MODES",

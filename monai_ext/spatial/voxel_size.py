@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from monai.networks.layers.convutils import gaussian_1d
-from monai.networks.layers.simplelayers import separable_filtering
+
+from .filtering import replicate_separable_filtering
 
 __all__ = ["endpoint_shape", "resample_to_spacing"]
 
@@ -58,5 +59,5 @@ def resample_to_spacing(
             else torch.ones(1).to(image)
             for f in factors
         ]
-        image = separable_filtering(image, kernels, mode="replicate")
+        image = replicate_separable_filtering(image, kernels)
     return F.interpolate(image, size=size, mode="bilinear" if ndim == 2 else "trilinear", align_corners=True)

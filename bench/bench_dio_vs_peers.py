@@ -48,6 +48,9 @@ SECTION = "## DIO with intensity features against FireANTs and ANTs"
 BUNDLE_DEFAULT = "DIO: Adam, diffeomorphic, MSE (bundle default)"
 DIO_SETTINGS = {
     BUNDLE_DEFAULT: dict(optimizer="adam", transform="diffeomorphic", dissimilarity="mse", convergence_eps=0.0),
+    "DIO: Adam, diffeomorphic, MSE, early stopping": dict(
+        optimizer="adam", transform="diffeomorphic", dissimilarity="mse", convergence_eps=1e-3
+    ),
     "DIO: Adam, diffeomorphic, LNCC": dict(
         optimizer="adam", transform="diffeomorphic", dissimilarity="lncc", convergence_eps=0.0
     ),

@@ -476,3 +476,52 @@ def test_fixed_to_moving_matrix_of_coronal_slices_on_different_grids():
     assert torch.allclose(moving_points, expected, atol=1e-12)
     with pytest.raises(ValueError, match="does not span a plane"):
         fixed_to_moving_matrix(np.diag([1.0, 0.0, 1.0, 1.0]), moving_affine, (4, 4), (4, 4))
+
+
+@pytest.mark.parametrize("shape", [(9, 8, 7), (12, 10)])
+def test_compositional_gradient_is_the_derivative_of_the_composed_objective(shape):
+    """GreedyDiffeomorphic.gradient is d/d delta C(u o (id + delta)) at delta = 0, written as
+    (I + Du)^T dC/du. For an affine u the interpolated u is affine too, so autograd through the
+    composition (trilinear resampling of u) gives the same derivative inside the grid; the border
+    slices differ only because resampling clamps there (zero slope outwards)."""
+    from monai_ext.solvers.transform_models import GreedyDiffeomorphic
+    from monai_ext.spatial import compose_ddf
+
+    generator = torch.Generator().manual_seed(len(shape))
+    ndim = len(shape)
+    grid = _grid(shape).float()
+    linear = 0.1 * torch.randn(ndim, ndim, generator=generator)
+    u = (
+        torch.einsum("ij,j...->i...", linear, grid)
+        + torch.randn(ndim, 1, generator=generator).reshape(ndim, *([1] * ndim))
+    )[None]
+    target = torch.randn(1, ndim, *shape, generator=generator)
+    weights = torch.rand(1, ndim, *shape, generator=generator)
+
+    def objective(ddf):
+        return (weights * (ddf - target) ** 2).sum() + (ddf[:, 0] * ddf[:, -1]).sum()
+
+    loss, grad = GreedyDiffeomorphic().gradient(u, shape, objective)
+    delta = torch.zeros_like(u, requires_grad=True)
+    composed_loss = objective(compose_ddf(u, delta))
+    (expected,) = torch.autograd.grad(composed_loss, delta)
+    inner = (slice(None), slice(None)) + (slice(1, -1),) * ndim
+    torch.testing.assert_close(loss, composed_loss.detach())
+    torch.testing.assert_close(grad[inner], expected[inner], rtol=1e-4, atol=1e-4)
+    # by hand, at every voxel (borders included: central / one-sided differences of an affine u are A):
+    # g = dC/du, then g + A^T g
+    g = 2 * weights * (u - target)
+    g[:, 0] += u[:, -1]
+    g[:, -1] += u[:, 0]
+    torch.testing.assert_close(grad, g + torch.einsum("ij,bi...->bj...", linear, g), rtol=1e-4, atol=1e-4)
+
+
+def test_compositional_gradient_on_a_level_one_voxel_thick():
+    from monai_ext.solvers.transform_models import GreedyDiffeomorphic
+
+    u = torch.zeros(1, 3, 4, 1, 5)
+    u[:, 0] = torch.arange(4.0).reshape(4, 1, 1)  # d u_0 / d x_0 = 1
+    _, grad = GreedyDiffeomorphic().gradient(u, (4, 1, 5), lambda ddf: ddf.sum())
+    expected = torch.ones_like(u)
+    expected[:, 0] = 2.0  # g_0 + (d u_0 / d x_0) g_0; nothing along the one-voxel axis
+    torch.testing.assert_close(grad, expected)

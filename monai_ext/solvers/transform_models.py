@@ -19,7 +19,7 @@ descent step changes ``p``, and how ``p`` is carried to the next (finer) level:
 
 Gradients ``dC/dp`` are taken by autograd; ``GreedyDiffeomorphic`` differentiates with respect to
 the compositional update ``delta`` at ``delta = 0`` (the gradient on the manifold of warps), not
-with respect to ``u``.
+with respect to ``u``: by the chain rule ``(I + Du)^T dC/du``, with ``Du`` by central differences.
 """
 
 from __future__ import annotations
@@ -125,10 +125,22 @@ class GreedyDiffeomorphic(TransformModel):
         self.sigma_warp = float(sigma_warp)
 
     def gradient(self, params, shape, objective, create_graph=False):
-        delta = torch.zeros_like(params, requires_grad=True)
-        loss = objective(compose_ddf(params, delta))
-        (grad,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
-        return loss, grad
+        # d/d delta of C(u o (id + delta)) at delta = 0. With (u o (id + delta))(x) = delta(x) + u(x + delta(x))
+        # its derivative in delta(x) is I + Du(x), so the gradient is (I + Du)^T dC/du: C is evaluated
+        # at u itself, with no resampling of u and no backward through that resampling.
+        u = params if params.requires_grad else params.detach().requires_grad_(True)
+        loss = objective(u)
+        (grad_u,) = torch.autograd.grad(loss, u, create_graph=create_graph)
+        # derivatives[j][:, i] = d u_i / d x_j: central differences, one-sided on the first and last
+        # slice (``torch.gradient``, the scheme of ``monai_ext.metrics.jacobian_determinant``); 0
+        # along an axis of one voxel
+        field = u if create_graph else u.detach()
+        derivatives = [
+            torch.gradient(field, dim=axis)[0] if field.shape[axis] > 1 else torch.zeros_like(field)
+            for axis in range(2, field.ndim)
+        ]
+        correction = torch.stack([(derivative * grad_u).sum(1) for derivative in derivatives], dim=1)
+        return loss, grad_u + correction
 
     def precondition(self, grad: torch.Tensor) -> torch.Tensor:
         return gaussian_smooth(grad, self.sigma_grad)

@@ -97,9 +97,9 @@ def test_evaluation_solver_switches_from_the_command_line(oasis_dataset, tmp_pat
 def test_inference_defaults_are_the_measured_test_time_setting():
     """inference.json registers with greedy diffeomorphic Adam (the paper's FireANTs-style
     test-time optimiser, Table 2) on the trained features' MSE, without early stopping: on 96^3 brain
-    pairs with a known warp (intensity features) it reached Dice 96.4 %, endpoint error 0.33 voxels and no
-    folds against FireANTs' 95.9 % / 0.32 in 0.39 x its time, where SGD on a free-form field stayed at
-    87.5 % / 0.80 (identity 69.3 % / 0.94): bench/README.md, "DIO with intensity features against FireANTs
+    pairs with a known warp (intensity features) it reached Dice 96.3 %, endpoint error 0.33 voxels and no
+    folds against FireANTs' 95.8 % / 0.33 in 0.41 x its time, where SGD on a free-form field stayed at
+    88.0 % / 0.77 (identity 73.7 % / 0.92): bench/README.md, "DIO with intensity features against FireANTs
     and ANTs"."""
     solver = bundle_config("dio_brain", "inference.json").get_parsed_content("solver")
     assert (solver.transform, solver.optimizer, solver.dissimilarity_name) == ("diffeomorphic", "adam", "mse")

@@ -13,7 +13,7 @@ __all__ = ["replicate_separable_filtering"]
 def replicate_separable_filtering(x: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
     """One 1-D kernel per spatial axis of ``x`` ``(B, C, *spatial)``, each channel alone, edges replicated.
 
-    The values of MONAI's ``separable_filtering(x, kernels, mode="replicate")`` (its tests compare),
+    The values of MONAI's ``separable_filtering(x, kernels, mode="replicate")`` (the tests compare them),
     computed differently: MONAI pads one axis at a time (a copy of the volume each) and convolves
     with a depthwise ``conv3d``, which runs at a fraction of memory speed on CPUs; here one ``F.pad``
     pads every axis, then each axis (axis 0 first, as MONAI) is filtered as a weighted sum of shifted
@@ -21,7 +21,7 @@ def replicate_separable_filtering(x: torch.Tensor, kernels: Sequence[torch.Tenso
     kernel ``[1]`` leaves its axis as it is.
 
     Args:
-        x: ``(B, C, *spatial)``, any number of spatial axes.
+        x: ``(B, C, *spatial)``, 1 to 3 spatial axes (``F.pad``'s replicate mode).
         kernels: one odd-length 1-D kernel per spatial axis.
     """
     ndim = x.ndim - 2
